@@ -1,0 +1,1 @@
+"""Adapters: PostgreSQL persistence, the embedded server, the group-commit writer."""

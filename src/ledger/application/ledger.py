@@ -1,0 +1,506 @@
+"""The ledger application: every operation of the contract is one call.
+
+Each command loads what it needs, lets the aggregates check the rules, and ends in one
+``save()``: atomic across all the aggregates it names. Saves go through the group-commit writer;
+a save that lost an optimistic race raises ``ConcurrencyConflict`` and the whole command runs
+again on freshly loaded aggregates (that is how single use and exactly-once renewal hold).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+from typing import Any, Concatenate, ParamSpec, TypeVar
+from uuid import UUID, uuid4
+
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.persistence import (
+    JSONTranscoder,
+    Notification,
+    Recording,
+    Transcoding,
+)
+from eventsourcing.utils import Environment
+
+from ledger.adapters.credentials_table import CredentialRow, CredentialsTable
+from ledger.adapters.postgres import eventsourcing_env, translate_store_errors
+from ledger.adapters.recorder import BatchCommand, LedgerRecorder
+from ledger.adapters.writer import GroupCommitWriter
+from ledger.application import validation
+from ledger.application.views import (
+    CreatedUser,
+    DaemonTokenInfo,
+    ExchangedDaemonToken,
+    MintedInstallToken,
+    MintedToken,
+    Principal,
+    TokenInfo,
+    UserInfo,
+    WorkspaceInfo,
+)
+from ledger.clock import Clock, SystemClock
+from ledger.config import Settings
+from ledger.domain import (
+    Actor,
+    Credential,
+    Member,
+    RenewalOutcome,
+    RevocationReason,
+    TokenKind,
+    User,
+    Workspace,
+)
+from ledger.domain.base import LedgerAggregate
+from ledger.domain.credential import INITIAL_PAT_LIFETIME
+from ledger.errors import (
+    ConcurrencyConflict,
+    DaemonTokenNotFound,
+    InvalidInstallToken,
+    InvalidToken,
+    InvalidTokenId,
+    IssuerNotAdmin,
+    LedgerError,
+    MalformedInstallToken,
+    NotRenewable,
+    ServiceUnavailable,
+    TokenNoLongerValid,
+    TokenNotFound,
+    UserNotFound,
+    WorkspaceNotFound,
+)
+from ledger.tokens import hash_token, issue, parse_kind
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+A = TypeVar("A", bound=LedgerAggregate)
+
+ALL_KINDS = frozenset(TokenKind)
+
+
+class ActorAsDict(Transcoding):
+    """Stores an ``Actor`` as ``{"type", "id"}``."""
+
+    type = Actor
+    name = "actor"
+
+    def encode(self, obj: Actor) -> dict[str, str]:
+        return {"type": obj.type, "id": obj.id}
+
+    def decode(self, data: dict[str, str]) -> Actor:
+        return Actor(type=data["type"], id=data["id"])  # type: ignore[arg-type]
+
+
+def command(
+    method: Callable[Concatenate[Ledger, P], R],
+) -> Callable[Concatenate[Ledger, P], R]:
+    """Run a command, again on fresh state if it lost an optimistic race; translate store
+    errors to ledger errors."""
+
+    @functools.wraps(method)
+    def wrapper(self: Ledger, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        for _ in range(self.settings.command_attempts):
+            try:
+                with translate_store_errors():
+                    return method(self, *args, **kwargs)
+            except ConcurrencyConflict:
+                continue
+        msg = "too many concurrent changes"
+        raise ServiceUnavailable(msg)
+
+    return wrapper
+
+
+def query(
+    method: Callable[Concatenate[Ledger, P], R],
+) -> Callable[Concatenate[Ledger, P], R]:
+    """Run a read; translate store errors to ledger errors."""
+
+    @functools.wraps(method)
+    def wrapper(self: Ledger, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with translate_store_errors():
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+class Ledger(Application[UUID]):
+    """The credential ledger on PostgreSQL (run ``ledger migrate`` first)."""
+
+    name = "Ledger"
+
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        settings: Settings | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        self.clock: Clock = clock or SystemClock()
+        super().__init__(eventsourcing_env(database_url, self.settings))
+        recorder = self.recorder
+        if not isinstance(recorder, LedgerRecorder):  # pragma: no cover - configuration error
+            msg = "the ledger needs its own recorder"
+            raise TypeError(msg)
+        self._recorder = recorder
+        with translate_store_errors():
+            recorder.datastore.register_type_adapters()
+        self.credentials = CredentialsTable(recorder.datastore)
+        self.writer = GroupCommitWriter(recorder, max_batch=self.settings.max_batch)
+
+    # ----------------------------------------------------------------------- infrastructure
+
+    def construct_env(self, name: str, env: Any = None) -> Environment:
+        # Configuration comes from Settings only: no stray POSTGRES_* variable may change it.
+        return Environment(name, dict(env or {}))
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(ActorAsDict())
+
+    def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
+        """Save through the group-commit writer, with the credentials-table rows."""
+        events = processing_event.events
+        stored = [self.mapper.to_stored_event(e) for e in events]
+        rows = [
+            CredentialRow.of(a)
+            for a in processing_event.aggregates.values()
+            if isinstance(a, Credential)
+        ]
+        notification_ids = self.writer.submit(BatchCommand(stored, rows))
+        if notification_ids is None:
+            raise ConcurrencyConflict
+        return [
+            Recording(
+                domain_event=event,
+                notification=Notification(
+                    id=notification_id,
+                    originator_id=s.originator_id,
+                    originator_version=s.originator_version,
+                    topic=s.topic,
+                    state=s.state,
+                ),
+            )
+            for event, s, notification_id in zip(events, stored, notification_ids, strict=True)
+        ]
+
+    def close(self) -> None:
+        self.writer.close()
+        super().close()
+
+    def _load(self, cls: type[A], aggregate_id: UUID, missing: type[LedgerError]) -> A:
+        try:
+            aggregate = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            raise missing from None
+        if not isinstance(aggregate, cls):
+            raise missing
+        return aggregate
+
+    def _user_id(self, by: Principal) -> UUID:
+        if by.kind is not TokenKind.PERSONAL_ACCESS_TOKEN or by.user_id is None:
+            raise InvalidToken
+        return by.user_id
+
+    def _workspace(self, workspace_id: UUID) -> Workspace:
+        return self._load(Workspace, workspace_id, WorkspaceNotFound)
+
+    # ----------------------------------------------------------------------------- verify
+
+    @query
+    def verify(self, raw: str, allowed_kinds: Iterable[TokenKind] = ALL_KINDS) -> Principal:
+        """The principal behind a usable token, or ``InvalidToken``.
+
+        Format and checksum are checked first, with no store access. The lookup reads the
+        credentials table, which commits with the events: a revocation is seen at once.
+        """
+        kind = parse_kind(raw) if isinstance(raw, str) else None
+        if kind is None or kind not in frozenset(allowed_kinds):
+            raise InvalidToken
+        row = self.credentials.get(Credential.create_id(hash_token(raw)))
+        if row is None or not row.is_usable(self.clock.now()):
+            raise InvalidToken
+        return Principal(
+            credential_id=row.credential_id,
+            kind=row.token_kind,
+            user_id=row.user_id,
+            workspace_id=row.workspace_id,
+            daemon_id=row.daemon_id,
+            expires_at=row.expires_at,
+        )
+
+    # ------------------------------------------------------------------------------ users
+
+    @command
+    def create_user(self, name: str, email: str | None = None) -> CreatedUser:
+        """Create a user (operator action) with an initial 90-day personal access token."""
+        name = validation.name(name)
+        email = validation.email(email)
+        now = self.clock.now()
+        operator = Actor.system("operator")
+        user = User.create(id=uuid4(), name=name, email=email, at=now, actor=operator)
+        token = issue(TokenKind.PERSONAL_ACCESS_TOKEN)
+        credential = Credential.mint_personal_access_token(
+            token_hash=token.token_hash,
+            token_prefix=token.display_prefix,
+            name="initial token",
+            user_id=user.id,
+            expires_at=now + INITIAL_PAT_LIFETIME,
+            at=now,
+            actor=operator,
+        )
+        self.save(user, credential)
+        assert credential.expires_at is not None
+        return CreatedUser(
+            user_id=user.id,
+            name=user.name,
+            token=token.raw,
+            token_prefix=token.display_prefix,
+            expires_at=credential.expires_at,
+        )
+
+    @query
+    def get_user(self, user_id: UUID) -> UserInfo:
+        user = self._load(User, user_id, UserNotFound)
+        return UserInfo(user_id=user.id, name=user.name, email=user.email)
+
+    # ------------------------------------------------------------ personal access tokens
+
+    @command
+    def mint_personal_access_token(
+        self, by: Principal, name: str, expires_in_days: int | None = None
+    ) -> MintedToken:
+        user_id = self._user_id(by)
+        name = validation.name(name)
+        days = validation.expires_in_days(expires_in_days)
+        now = self.clock.now()
+        token = issue(TokenKind.PERSONAL_ACCESS_TOKEN)
+        credential = Credential.mint_personal_access_token(
+            token_hash=token.token_hash,
+            token_prefix=token.display_prefix,
+            name=name,
+            user_id=user_id,
+            expires_at=None if days is None else now + timedelta(days=days),
+            at=now,
+            actor=Actor.user(user_id),
+        )
+        self.save(credential)
+        return MintedToken(info=TokenInfo.of(CredentialRow.of(credential)), token=token.raw)
+
+    @query
+    def list_personal_access_tokens(self, by: Principal) -> list[TokenInfo]:
+        """The caller's tokens that are not revoked (expired included), newest first."""
+        return [TokenInfo.of(r) for r in self.credentials.personal_access_tokens(self._user_id(by))]
+
+    @command
+    def revoke_personal_access_token(self, by: Principal, token_id: UUID | str) -> None:
+        """Revoke one of the caller's tokens; revoking a revoked one is a no-op."""
+        user_id = self._user_id(by)
+        credential_id = validation.uuid(token_id, InvalidTokenId)
+        credential = self._load(Credential, credential_id, TokenNotFound)
+        if credential.kind is not TokenKind.PERSONAL_ACCESS_TOKEN or credential.user_id != user_id:
+            raise TokenNotFound
+        if credential.revoke(
+            reason=RevocationReason.USER_REQUEST, at=self.clock.now(), actor=Actor.user(user_id)
+        ):
+            self.save(credential)
+
+    @command
+    def renew_personal_access_token(self, raw: str | None) -> RenewalOutcome:
+        """Renew the presented token when 7 days or less remain (now + 90 days).
+
+        Of any number of racing renewals exactly one reports ``renewed``; the others lose the
+        version race, run again, and report the winner's expiry.
+        """
+        if not isinstance(raw, str) or not raw.startswith(TokenKind.PERSONAL_ACCESS_TOKEN.prefix):
+            raise NotRenewable
+        if parse_kind(raw) is not TokenKind.PERSONAL_ACCESS_TOKEN:
+            raise TokenNoLongerValid
+        credential = self._load(
+            Credential, Credential.create_id(hash_token(raw)), TokenNoLongerValid
+        )
+        assert credential.user_id is not None
+        outcome = credential.renew(at=self.clock.now(), actor=Actor.user(credential.user_id))
+        if outcome.renewed:
+            self.save(credential)
+        return outcome
+
+    # ------------------------------------------------------------------------ workspaces
+
+    @command
+    def create_workspace(self, by: Principal, name: str) -> WorkspaceInfo:
+        user_id = self._user_id(by)
+        name = validation.name(name)
+        workspace = Workspace.create(id=uuid4(), name=name, owner_id=user_id, at=self.clock.now())
+        self.save(workspace)
+        return WorkspaceInfo(id=workspace.id, name=workspace.name, created_at=workspace.created_on)
+
+    @query
+    def get_workspace(self, by: Principal, workspace_id: UUID) -> WorkspaceInfo:
+        workspace = self._workspace(workspace_id)
+        workspace.check_member(self._user_id(by))
+        return WorkspaceInfo(id=workspace.id, name=workspace.name, created_at=workspace.created_on)
+
+    @query
+    def list_members(self, by: Principal, workspace_id: UUID) -> list[Member]:
+        workspace = self._workspace(workspace_id)
+        workspace.check_member(self._user_id(by))
+        return sorted(workspace.members.values(), key=lambda m: (m.joined_at, str(m.user_id)))
+
+    @command
+    def add_member(self, by: Principal, workspace_id: UUID, user_id: UUID, role: str) -> Member:
+        actor_id = self._user_id(by)
+        new_role = validation.role(role)
+        workspace = self._workspace(workspace_id)
+        workspace.check_administrator(actor_id)
+        self._load(User, user_id, UserNotFound)
+        member = workspace.add_member(by=actor_id, user_id=user_id, role=new_role, at=self.clock.now())
+        self.save(workspace)
+        return member
+
+    @command
+    def change_role(self, by: Principal, workspace_id: UUID, user_id: UUID, role: str) -> Member:
+        actor_id = self._user_id(by)
+        new_role = validation.role(role)
+        workspace = self._workspace(workspace_id)
+        member = workspace.change_role(
+            by=actor_id, user_id=user_id, role=new_role, at=self.clock.now()
+        )
+        self.save(workspace)
+        return member
+
+    @command
+    def remove_member(self, by: Principal, workspace_id: UUID, user_id: UUID) -> int:
+        """Remove a member and, in the same commit, revoke what they issued in the workspace.
+
+        Returns how many credentials the cascade revoked.
+        """
+        actor_id = self._user_id(by)
+        workspace = self._workspace(workspace_id)
+        now = self.clock.now()
+        workspace.remove_member(by=actor_id, user_id=user_id, at=now)
+        return self._save_with_cascade(workspace, user_id, Actor.user(actor_id))
+
+    @command
+    def leave_workspace(self, by: Principal, workspace_id: UUID) -> int:
+        """The caller leaves the workspace, with the same cascade as a removal."""
+        user_id = self._user_id(by)
+        workspace = self._workspace(workspace_id)
+        workspace.leave(user_id=user_id, at=self.clock.now())
+        return self._save_with_cascade(workspace, user_id, Actor.user(user_id))
+
+    def _save_with_cascade(self, workspace: Workspace, user_id: UUID, actor: Actor) -> int:
+        """Save the membership change and every revocation it implies in one ``save()``.
+
+        The targets come from the credentials table; a racing exchange that mints a daemon token
+        from one of them also writes the install token's stream, so one of the two saves loses
+        the version race and runs again with the other's outcome visible.
+        """
+        now = workspace.modified_on
+        revoked: list[Credential] = []
+        for row in self.credentials.live_issued_by(workspace.id, user_id):
+            credential = self._load(Credential, row.credential_id, InvalidToken)
+            if credential.revoke(reason=RevocationReason.MEMBER_REMOVED, at=now, actor=actor):
+                revoked.append(credential)
+        self.save(workspace, *revoked)
+        return len(revoked)
+
+    # ------------------------------------------------------------ install and daemon tokens
+
+    @command
+    def mint_install_token(self, by: Principal, workspace_id: UUID) -> MintedInstallToken:
+        user_id = self._user_id(by)
+        workspace = self._workspace(workspace_id)
+        workspace.check_administrator(user_id)
+        now = self.clock.now()
+        token = issue(TokenKind.INSTALL_TOKEN)
+        credential = Credential.mint_install_token(
+            token_hash=token.token_hash,
+            token_prefix=token.display_prefix,
+            workspace_id=workspace.id,
+            issuer_id=user_id,
+            at=now,
+            actor=Actor.user(user_id),
+        )
+        self.save(credential)
+        assert credential.expires_at is not None
+        return MintedInstallToken(
+            id=credential.id,
+            token=token.raw,
+            workspace_id=workspace.id,
+            expires_at=credential.expires_at,
+            created_at=now,
+        )
+
+    @command
+    def exchange_install_token(self, raw: str | None, daemon_id: str | None) -> ExchangedDaemonToken:
+        """Consume an install token and mint a daemon token, atomically (one ``save()``).
+
+        Of any number of racing exchanges of one token exactly one succeeds; the others lose
+        the version race, run again, and find the token consumed.
+        """
+        raw = raw.strip() if isinstance(raw, str) else None
+        if raw is None or parse_kind(raw) is not TokenKind.INSTALL_TOKEN:
+            raise MalformedInstallToken
+        daemon = validation.daemon_id(daemon_id)
+        now = self.clock.now()
+        install = self._load(
+            Credential, Credential.create_id(hash_token(raw)), InvalidInstallToken
+        )
+        install.check_exchangeable(now)
+        assert install.workspace_id is not None and install.created_by is not None
+        workspace = self._load(Workspace, install.workspace_id, InvalidInstallToken)
+        issuer_role = workspace.role_of(install.created_by)
+        if issuer_role is None or not issuer_role.can_administer:
+            raise IssuerNotAdmin
+        token = issue(TokenKind.DAEMON_TOKEN)
+        daemon_token_id = Credential.create_id(token.token_hash)
+        actor = Actor.daemon(daemon_token_id)
+        daemon_token = Credential.mint_daemon_token(
+            token_hash=token.token_hash,
+            token_prefix=token.display_prefix,
+            install_token=install,
+            daemon_id=daemon,
+            at=now,
+            actor=actor,
+        )
+        install.consume(daemon_token_id=daemon_token.id, at=now, actor=actor)
+        self.save(install, daemon_token)
+        return ExchangedDaemonToken(
+            token_id=daemon_token.id,
+            token=token.raw,
+            workspace_id=workspace.id,
+            daemon_id=daemon,
+            expires_at=None,
+        )
+
+    @query
+    def list_daemon_tokens(self, by: Principal, workspace_id: UUID) -> list[DaemonTokenInfo]:
+        workspace = self._workspace(workspace_id)
+        workspace.check_administrator(self._user_id(by))
+        rows = self.credentials.of_workspace(workspace.id, TokenKind.DAEMON_TOKEN)
+        return [DaemonTokenInfo.of(r) for r in rows]
+
+    @command
+    def revoke_daemon_token(
+        self, by: Principal, workspace_id: UUID, token_id: UUID | str
+    ) -> None:
+        """Revoke a daemon token of the workspace (owner/admin); idempotent."""
+        user_id = self._user_id(by)
+        workspace = self._workspace(workspace_id)
+        workspace.check_administrator(user_id)
+        credential_id = validation.uuid(token_id, InvalidTokenId)
+        credential = self._load(Credential, credential_id, DaemonTokenNotFound)
+        if credential.kind is not TokenKind.DAEMON_TOKEN or credential.workspace_id != workspace.id:
+            raise DaemonTokenNotFound
+        if credential.revoke(
+            reason=RevocationReason.ADMIN, at=self.clock.now(), actor=Actor.user(user_id)
+        ):
+            self.save(credential)
+
+
+__all__ = ["Ledger", "command", "query"]

@@ -1,0 +1,125 @@
+"""What the ledger's operations return: plain frozen values, never aggregates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from ledger.adapters.credentials_table import CredentialRow
+from ledger.domain import TokenKind
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who presented a usable token: what auth middleware needs to authorize a request."""
+
+    credential_id: UUID
+    kind: TokenKind
+    user_id: UUID | None
+    workspace_id: UUID | None
+    daemon_id: str | None
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedUser:
+    """A new user and the initial personal access token (``token`` is shown only here)."""
+
+    user_id: UUID
+    name: str
+    token: str
+    token_prefix: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class UserInfo:
+    user_id: UUID
+    name: str
+    email: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """A personal access token as its owner may see it (never the secret)."""
+
+    id: UUID
+    name: str
+    token_prefix: str
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: CredentialRow) -> TokenInfo:
+        return cls(
+            id=row.credential_id,
+            name=row.name or "",
+            token_prefix=row.token_prefix,
+            expires_at=row.expires_at,
+            last_used_at=None,
+            created_at=row.created_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MintedToken:
+    """A new personal access token: ``token`` is the raw secret, returned exactly once."""
+
+    info: TokenInfo
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceInfo:
+    id: UUID
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MintedInstallToken:
+    """A new install token (15 minutes, single use); ``token`` is shown only here."""
+
+    id: UUID
+    token: str
+    workspace_id: UUID
+    expires_at: datetime
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangedDaemonToken:
+    """The daemon token an install token was exchanged for; ``token`` is shown only here."""
+
+    token_id: UUID
+    token: str
+    workspace_id: UUID
+    daemon_id: str
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonTokenInfo:
+    id: UUID
+    daemon_id: str
+    created_by: UUID | None
+    install_token_id: UUID | None
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+    @classmethod
+    def of(cls, row: CredentialRow) -> DaemonTokenInfo:
+        return cls(
+            id=row.credential_id,
+            daemon_id=row.daemon_id or "",
+            created_by=row.created_by,
+            install_token_id=row.install_token_id,
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            revoked_at=row.revoked_at,
+            last_used_at=None,
+        )

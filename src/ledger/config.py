@@ -1,0 +1,42 @@
+"""Configuration, read once at start-up from ``LEDGER_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting of the ledger, typed and validated."""
+
+    model_config = SettingsConfigDict(env_prefix="LEDGER_", frozen=True, extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="postgresql://… of the server to use; unset: an embedded server under data_dir",
+    )
+    data_dir: Path = Field(
+        default=Path(".ledger"), description="where the embedded PostgreSQL keeps its data"
+    )
+    lock_timeout_s: int = Field(
+        default=5, ge=1, le=600, description="how long a write waits for the events table lock"
+    )
+    pool_size: int = Field(default=8, ge=1, le=200, description="PostgreSQL connections kept open")
+    max_batch: int = Field(
+        default=256, ge=1, le=10_000, description="most commands that share one write transaction"
+    )
+    command_attempts: int = Field(
+        default=20, ge=1, le=1000, description="tries of a command that loses optimistic races"
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_only(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("postgresql://", "postgres://")):
+            msg = "LEDGER_DATABASE_URL must be a postgresql:// URL"
+            raise ValueError(msg)
+        return value

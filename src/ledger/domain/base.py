@@ -1,0 +1,68 @@
+"""The aggregate base class: every event carries the actor and the hash of its predecessor."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Self, TypeVar
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+from ledger.domain.chain import GENESIS_HASH, event_hash
+from ledger.domain.model import Actor
+
+TAgg = TypeVar("TAgg", bound="LedgerAggregate")
+
+
+class LedgerAggregate(Aggregate):
+    """An aggregate whose events form a hash chain (``chain_hash`` is the last event's hash)."""
+
+    chain_hash: str
+
+    def __init__(self) -> None:
+        """State is set by the events' ``apply``; nothing is passed to the constructor.
+
+        Every subclass defines its own ``__init__`` too: without one, the library's metaclass
+        would turn the class annotations into required constructor arguments."""
+
+    class Event(Aggregate.Event):
+        """Base of every ledger event: who did it and the previous event's hash."""
+
+        actor: Actor
+        prev_hash: str
+
+        def mutate(self, aggregate: Any) -> Any:
+            result = super().mutate(aggregate)
+            result.chain_hash = event_hash(self)
+            return result
+
+    class Created(Event, Aggregate.Created):
+        """Base of every creation event."""
+
+    @classmethod
+    def _start(
+        cls,
+        event_class: type[LedgerAggregate.Created],
+        *,
+        id: UUID,  # noqa: A002 - the library's own keyword
+        at: datetime,
+        actor: Actor,
+        **attributes: Any,
+    ) -> Self:
+        """Create the aggregate with its first event, at the injected time."""
+        return cls._create(
+            event_class, id=id, timestamp=at, actor=actor, prev_hash=GENESIS_HASH, **attributes
+        )
+
+    def _emit(
+        self,
+        event_class: type[LedgerAggregate.Event],
+        *,
+        at: datetime,
+        actor: Actor,
+        **attributes: Any,
+    ) -> None:
+        """Trigger the next event of this stream, linked to the previous one by hash."""
+        self.trigger_event(
+            event_class, timestamp=at, actor=actor, prev_hash=self.chain_hash, **attributes
+        )
