@@ -30,6 +30,7 @@
     ├── Conflict                         409
     │   └── AlreadyMember                    "already a member"
     ├── ServiceUnavailable               503 "service unavailable"
+    │   └── SchemaMissing                    (the ledger's tables do not exist: run `ledger migrate`)
     └── ConcurrencyConflict              (internal: a stale write lost a race; retried, never shown)
 
 Lower-layer errors (psycopg, eventsourcing) are translated once, in
@@ -45,7 +46,7 @@ from typing import ClassVar
 
 
 class LedgerError(Exception):
-    """Raised for any failure the ledger reports on purpose; ``code`` is stable."""
+    """Raised when the ledger reports any failure on purpose; ``code`` is stable."""
 
     code: ClassVar[str] = "internal error"
 
@@ -230,6 +231,10 @@ class ServiceUnavailable(LedgerError):
     code = "service unavailable"
 
 
+class SchemaMissing(ServiceUnavailable):
+    """Raised when the database has no ledger tables yet (``ledger migrate`` was not run)."""
+
+
 class ConcurrencyConflict(LedgerError):
     """Raised when a write was based on a stale aggregate; the application reloads and retries."""
 
@@ -267,6 +272,7 @@ HTTP_STATUS: dict[type[LedgerError], int] = {
     Conflict: 409,
     AlreadyMember: 409,
     ServiceUnavailable: 503,
+    SchemaMissing: 503,
     ConcurrencyConflict: 503,
 }
 """The one table from error class to HTTP status (a class, not a code: the contract uses

@@ -141,14 +141,12 @@ class Ledger(Application[UUID]):
     ) -> None:
         self.settings = settings or Settings()
         self.clock: Clock = clock or SystemClock()
-        super().__init__(eventsourcing_env(database_url, self.settings))
+        with translate_store_errors():
+            super().__init__(eventsourcing_env(database_url, self.settings))
         recorder = self.recorder
         if not isinstance(recorder, LedgerRecorder):  # pragma: no cover - configuration error
             msg = "the ledger needs its own recorder"
             raise TypeError(msg)
-        self._recorder = recorder
-        with translate_store_errors():
-            recorder.datastore.register_type_adapters()
         self.credentials = CredentialsTable(recorder.datastore)
         self.writer = GroupCommitWriter(recorder, max_batch=self.settings.max_batch)
 
@@ -349,7 +347,8 @@ class Ledger(Application[UUID]):
     def list_members(self, by: Principal, workspace_id: UUID) -> list[Member]:
         workspace = self._workspace(workspace_id)
         workspace.check_member(self._user_id(by))
-        return sorted(workspace.members.values(), key=lambda m: (m.joined_at, str(m.user_id)))
+        # Stable sort: members who joined at the same instant stay in the order they joined.
+        return sorted(workspace.members.values(), key=lambda m: m.joined_at)
 
     @command
     def add_member(self, by: Principal, workspace_id: UUID, user_id: UUID, role: str) -> Member:

@@ -1,0 +1,125 @@
+"""The ``ledger`` command line: operators' and auditors' entry point.
+
+Errors print the contract's code (``{"error": code}`` with ``--json``) and exit 1; no stack trace
+is ever printed (set ``LEDGER_LOG_LEVEL=DEBUG`` to log details).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from ledger import migrations
+from ledger.adapters.postgres import database_url
+from ledger.config import Settings
+from ledger.demo import run_demo
+from ledger.errors import LedgerError
+from ledger.service import open_ledger
+
+app = typer.Typer(
+    name="ledger",
+    help="An event-sourced credential ledger on PostgreSQL.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+users_app = typer.Typer(help="Users (operator commands).", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+out = Console()
+err = Console(stderr=True)
+log = logging.getLogger("ledger.cli")
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as error:
+        fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in error.errors())
+        err.print(f"[red]error:[/red] invalid configuration: {fields}")
+        raise typer.Exit(2) from None
+
+
+def _print_json(data: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(data, default=str) + "\n")
+
+
+def _fail(error: LedgerError, *, as_json: bool) -> typer.Exit:
+    log.debug("command failed", exc_info=error)
+    if as_json:
+        _print_json({"error": error.code})
+    else:
+        detail = f" ({error.detail})" if error.detail and error.detail != error.code else ""
+        err.print(f"[red]error:[/red] {error.code}{detail}")
+    return typer.Exit(1)
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade every table the ledger owns (safe to repeat, and to run concurrently)."""
+    settings = _settings()
+    try:
+        with database_url(settings) as url:
+            migrations.upgrade(url)
+    except LedgerError as error:
+        raise _fail(error, as_json=False) from None
+    out.print("ledger schema is at head")
+
+
+@users_app.command("create")
+def users_create(
+    name: Annotated[str, typer.Option("--name", help="display name (1..100 characters)")],
+    email: Annotated[str | None, typer.Option("--email", help="optional e-mail address")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Create a user with an initial personal access token (valid 90 days, shown once)."""
+    settings = _settings()
+    try:
+        with open_ledger(settings) as ledger:
+            created = ledger.create_user(name, email)
+    except LedgerError as error:
+        raise _fail(error, as_json=as_json) from None
+    data = {
+        "user_id": str(created.user_id),
+        "name": created.name,
+        "token": created.token,
+        "token_prefix": created.token_prefix,
+        "expires_at": created.expires_at.isoformat(),
+    }
+    if as_json:
+        _print_json(data)
+        return
+    out.print(f"user [bold]{created.name}[/bold] created: {created.user_id}")
+    out.print(f"personal access token (shown only now): [bold]{created.token}[/bold]")
+    out.print(f"expires at {data['expires_at']}")
+
+
+@app.command()
+def demo() -> None:
+    """Run a scripted credential lifecycle on a scratch database and narrate it."""
+    settings = _settings()
+    try:
+        run_demo(settings, out)
+    except LedgerError as error:
+        raise _fail(error, as_json=False) from None
+
+
+def main() -> None:
+    """Console entry point."""
+    logging.basicConfig(
+        level=os.environ.get("LEDGER_LOG_LEVEL", "WARNING").upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    try:
+        app()
+    except Exception:  # noqa: BLE001 - never show a stack trace; details only in the log
+        log.debug("unexpected failure", exc_info=True)
+        err.print("[red]error:[/red] internal error (set LEDGER_LOG_LEVEL=DEBUG for details)")
+        sys.exit(1)

@@ -1,0 +1,68 @@
+"""Token text: prefix, ≥160 random bits in [A-Za-z0-9], a checksum, at most 64 characters."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+
+import pytest
+
+from ledger.domain import TokenKind
+from ledger.tokens import ALPHABET, RANDOM_LENGTH, TOKEN_LENGTH, hash_token, issue, parse_kind
+
+
+@pytest.mark.parametrize("kind", list(TokenKind))
+def test_issued_tokens_have_the_contract_shape(kind: TokenKind) -> None:
+    token = issue(kind)
+    assert token.raw.startswith(kind.prefix)
+    assert len(token.raw) == TOKEN_LENGTH <= 64
+    assert re.fullmatch(r"[A-Za-z0-9]+", token.raw[4:])
+    assert token.display_prefix == token.raw[:12]
+    assert parse_kind(token.raw) is kind
+
+
+def test_randomness_is_at_least_160_bits() -> None:
+    assert RANDOM_LENGTH * math.log2(len(ALPHABET)) >= 160
+
+
+def test_tokens_do_not_repeat() -> None:
+    assert len({issue(TokenKind.DAEMON_TOKEN).raw for _ in range(2000)}) == 2000
+
+
+def test_the_stored_hash_is_sha256_of_the_whole_text() -> None:
+    token = issue(TokenKind.INSTALL_TOKEN)
+    assert token.token_hash == hashlib.sha256(token.raw.encode()).hexdigest()
+    assert hash_token(token.raw) == token.token_hash
+
+
+def test_every_single_character_typo_fails_the_checksum() -> None:
+    raw = issue(TokenKind.PERSONAL_ACCESS_TOKEN).raw
+    for position in range(4, len(raw)):
+        for replacement in "0aZ":
+            if raw[position] == replacement:
+                continue
+            typo = raw[:position] + replacement + raw[position + 1 :]
+            assert parse_kind(typo) is None, (position, replacement)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "mul_",
+        "Bearer mul_abc",
+        "xyz_" + "a" * 36,
+        "mul_" + "a" * 35,
+        "mul_" + "a" * 37,
+        "mul_" + "-" * 36,
+        "mul_" + "é" * 36,
+    ],
+)
+def test_malformed_text_is_not_a_token(text: str) -> None:
+    assert parse_kind(text) is None
+
+
+def test_a_token_with_another_prefix_fails_the_checksum() -> None:
+    raw = issue(TokenKind.INSTALL_TOKEN).raw
+    assert parse_kind("mdt_" + raw[4:]) is None
