@@ -34,7 +34,7 @@ users_app = typer.Typer(help="Users (operator commands).", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 log = logging.getLogger("ledger.cli")
 
 

@@ -71,6 +71,12 @@ class GroupCommitWriter:
             raise ServiceUnavailable(msg) from pending.error
         return pending.outcome
 
+    @property
+    def queued(self) -> int:
+        """Commands waiting for the next transaction (the one in flight not counted)."""
+        with self._wakeup:
+            return len(self._queue)
+
     def close(self) -> None:
         """Write what is queued, then stop the writer thread."""
         with self._wakeup:

@@ -1,0 +1,97 @@
+"""The `ledger` command line, run as a user runs it: a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+
+from ledger.application import Ledger
+from tests.integration.conftest import fresh_database
+
+USER_KEYS = {"user_id", "name", "token", "token_prefix", "expires_at"}
+
+
+def ledger_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ledger", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_users_create_prints_the_contracts_json(database_url: str, ledger: Ledger) -> None:
+    result = ledger_cli(
+        "users", "create", "--name", "Ada", "--email", "ada@example.com", "--json",
+        env={"LEDGER_DATABASE_URL": database_url},
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert set(data) == USER_KEYS
+    assert data["name"] == "Ada"
+    assert data["token_prefix"] == data["token"][:12]
+    assert str(ledger.verify(data["token"]).user_id) == data["user_id"]
+
+
+def test_users_create_refuses_a_blank_name_with_the_contracts_code(database_url: str) -> None:
+    result = ledger_cli(
+        "users", "create", "--name", "   ", "--json", env={"LEDGER_DATABASE_URL": database_url}
+    )
+    assert result.returncode == 1
+    assert json.loads(result.stdout) == {"error": "name is required"}
+    assert "Traceback" not in result.stderr
+
+
+def test_an_unmigrated_database_is_reported_not_crashed_on(server_url: str) -> None:
+    url = fresh_database(server_url, migrate=False)
+    result = ledger_cli("users", "create", "--name", "x", env={"LEDGER_DATABASE_URL": url})
+    assert result.returncode == 1
+    assert "ledger migrate" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_unreachable_server_is_service_unavailable() -> None:
+    result = ledger_cli(
+        "users", "create", "--name", "x", "--json",
+        env={"LEDGER_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/ledger"},
+    )
+    assert result.returncode == 1
+    assert json.loads(result.stdout) == {"error": "service unavailable"}
+    assert "Traceback" not in result.stderr
+
+
+def test_invalid_configuration_is_named(tmp_path: Path) -> None:
+    result = ledger_cli("migrate", env={"LEDGER_DATABASE_URL": "mysql://db/x"})
+    assert result.returncode == 2
+    assert "database_url" in result.stderr
+
+
+def test_demo_runs_on_the_embedded_server_and_stops_it(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "LEDGER_DATABASE_URL"}
+    env["LEDGER_DATA_DIR"] = str(tmp_path / "data")
+    result = subprocess.run(
+        [sys.executable, "-m", "ledger", "demo"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "1 exchanged, 7 got install_token_already_used" in " ".join(result.stdout.split())
+    assert "invalid token" in result.stdout
+    assert (tmp_path / "data" / "pgdata" / "PG_VERSION").exists()
+    still_running = [
+        p
+        for p in psutil.process_iter(["name", "cmdline"])
+        if p.info["name"] == "postgres" and str(tmp_path) in " ".join(p.info["cmdline"] or [])
+    ]
+    assert still_running == []

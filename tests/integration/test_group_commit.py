@@ -1,0 +1,179 @@
+"""Group commit: commands share a transaction, and each keeps its own outcome."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg
+
+from ledger.adapters.credentials_table import CredentialRow
+from ledger.adapters.recorder import BatchCommand, LedgerRecorder
+from ledger.adapters.writer import GroupCommitWriter
+from ledger.application import Ledger
+from ledger.domain import Actor, Credential, RevocationReason, TokenKind
+from ledger.tokens import issue
+from tests.integration.conftest import START, new_user
+
+
+def minted(ledger: Ledger) -> tuple[Credential, BatchCommand]:
+    """A new personal access token and the batch command that would store it."""
+    token = issue(TokenKind.PERSONAL_ACCESS_TOKEN)
+    owner = Actor.system("test")
+    credential = Credential.mint_personal_access_token(
+        token_hash=token.token_hash,
+        token_prefix=token.display_prefix,
+        name="batch",
+        user_id=Credential.create_id(token.token_hash),
+        expires_at=None,
+        at=START,
+        actor=owner,
+    )
+    return credential, command_for(ledger, credential)
+
+
+def command_for(ledger: Ledger, credential: Credential) -> BatchCommand:
+    events = credential.collect_events()
+    return BatchCommand(
+        [ledger.mapper.to_stored_event(e) for e in events], [CredentialRow.of(credential)]
+    )
+
+
+def stale_revocation(ledger: Ledger) -> tuple[Credential, BatchCommand]:
+    """A revocation of a stored credential, made on a copy that is one version behind."""
+    credential, command = minted(ledger)
+    ledger.writer.submit(command)
+    fresh = ledger.repository.get(credential.id)
+    stale = ledger.repository.get(credential.id)
+    fresh.revoke(reason=RevocationReason.USER_REQUEST, at=START, actor=Actor.system("a"))
+    ledger.writer.submit(command_for(ledger, fresh))
+    stale.revoke(reason=RevocationReason.ADMIN, at=START, actor=Actor.system("b"))
+    return stale, command_for(ledger, stale)
+
+
+def recorder_of(ledger: Ledger) -> LedgerRecorder:
+    recorder = ledger.recorder
+    assert isinstance(recorder, LedgerRecorder)
+    return recorder
+
+
+def test_a_conflicting_command_does_not_fail_its_neighbours(ledger: Ledger) -> None:
+    first, first_command = minted(ledger)
+    _, stale_command = stale_revocation(ledger)
+    third, third_command = minted(ledger)
+
+    outcomes = recorder_of(ledger).insert_batch([first_command, stale_command, third_command])
+
+    assert outcomes[1] is None
+    assert outcomes[0] is not None and len(outcomes[0]) == 1
+    assert outcomes[2] is not None and len(outcomes[2]) == 1
+    assert outcomes[2][0] > outcomes[0][0]
+    for credential in (first, third):
+        assert ledger.repository.get(credential.id).version == 1
+        assert ledger.credentials.get(credential.id) is not None
+
+
+def test_the_stale_write_leaves_the_winners_state(ledger: Ledger) -> None:
+    stale, stale_command = stale_revocation(ledger)
+    assert recorder_of(ledger).insert_batch([stale_command]) == [None]
+    stored = ledger.repository.get(stale.id)
+    assert isinstance(stored, Credential)
+    assert stored.revoked_reason is RevocationReason.USER_REQUEST
+    row = ledger.credentials.get(stale.id)
+    assert row is not None and row.revoked_reason == "user_request"
+
+
+def test_two_commands_of_one_batch_on_the_same_version_first_wins(ledger: Ledger) -> None:
+    credential, command = minted(ledger)
+    ledger.writer.submit(command)
+    one = ledger.repository.get(credential.id)
+    two = ledger.repository.get(credential.id)
+    one.revoke(reason=RevocationReason.USER_REQUEST, at=START, actor=Actor.system("one"))
+    two.revoke(reason=RevocationReason.ADMIN, at=START, actor=Actor.system("two"))
+
+    outcomes = recorder_of(ledger).insert_batch([command_for(ledger, one), command_for(ledger, two)])
+
+    assert outcomes[0] is not None and outcomes[1] is None
+    assert ledger.repository.get(credential.id).revoked_reason is RevocationReason.USER_REQUEST
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll a condition (no fixed sleep decides a result: only the condition does)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.005)
+
+
+def test_commands_queued_behind_a_transaction_share_the_next_one(
+    ledger: Ledger, database_url: str
+) -> None:
+    writer = GroupCommitWriter(recorder_of(ledger), max_batch=64)
+    queued = 12
+    commands = [minted(ledger) for _ in range(queued + 1)]
+    stale = [stale_revocation(ledger) for _ in range(3)]
+    blocker = psycopg.connect(database_url)
+    observer = psycopg.connect(database_url, autocommit=True)
+
+    def writer_waits_for_the_lock() -> bool:
+        row = observer.execute(
+            "SELECT count(*) FROM pg_locks "
+            "WHERE relation = 'ledger_events'::regclass AND NOT granted"
+        ).fetchone()
+        return row is not None and row[0] == 1
+
+    try:
+        # Hold the events-table lock so that the writer's first transaction waits on it.
+        blocker.execute("LOCK TABLE ledger_events IN EXCLUSIVE MODE")
+        with ThreadPoolExecutor(queued + 4) as pool:
+            first = pool.submit(writer.submit, commands[0][1])
+            wait_until(writer_waits_for_the_lock)
+            rest = [pool.submit(writer.submit, c) for _, c in commands[1:]]
+            conflicting = [pool.submit(writer.submit, c) for _, c in stale]
+            wait_until(lambda: writer.queued == queued + 3)
+            blocker.rollback()  # release the lock
+            assert first.result() is not None
+            assert all(f.result() is not None for f in rest)
+            assert all(f.result() is None for f in conflicting)
+    finally:
+        blocker.close()
+        observer.close()
+        writer.close()
+    assert writer.stats.batches == 2
+    assert writer.stats.largest_batch == queued + 3
+    assert writer.stats.conflicts == 3
+    for credential, _ in commands:
+        assert ledger.credentials.get(credential.id) is not None
+
+
+def test_a_closed_writer_finishes_queued_work_then_refuses(ledger: Ledger) -> None:
+    writer = GroupCommitWriter(recorder_of(ledger), max_batch=8)
+    credential, command = minted(ledger)
+    assert writer.submit(command) is not None
+    writer.close()
+    _, another = minted(ledger)
+    try:
+        writer.submit(another)
+    except Exception as error:  # noqa: BLE001
+        assert type(error).__name__ == "ServiceUnavailable"
+    else:
+        raise AssertionError("a closed writer accepted a command")
+    assert ledger.credentials.get(credential.id) is not None
+
+
+def test_concurrent_mints_through_the_ledger_are_all_acknowledged_and_stored(
+    ledger: Ledger,
+) -> None:
+    me, _ = new_user(ledger)
+    barrier = threading.Barrier(16)
+
+    def mint(i: int) -> str:
+        barrier.wait()
+        return str(ledger.mint_personal_access_token(me, f"t{i}", None).info.id)
+
+    with ThreadPoolExecutor(16) as pool:
+        ids = list(pool.map(mint, range(16)))
+    listed = {str(t.id) for t in ledger.list_personal_access_tokens(me)}
+    assert set(ids) <= listed
