@@ -119,7 +119,7 @@ def main() -> None:
     )
     try:
         app()
-    except Exception:  # noqa: BLE001 - never show a stack trace; details only in the log
+    except Exception:
         log.debug("unexpected failure", exc_info=True)
         err.print("[red]error:[/red] internal error (set LEDGER_LOG_LEVEL=DEBUG for details)")
         sys.exit(1)

@@ -48,14 +48,16 @@ def _refusal(action: str, error: LedgerError) -> str:
     return f"{action} → refused: [yellow]{error.code}[/yellow]"
 
 
-def narrate(ledger: Ledger, console: Console) -> None:  # noqa: PLR0915 - a script, read top-down
+def narrate(ledger: Ledger, console: Console) -> None:
     say = console.print
     say("[bold]ledger demo[/bold]: every step below is an event in PostgreSQL\n")
 
     alice = ledger.create_user("Alice", "alice@example.com")
     bob = ledger.create_user("Bob")
-    say(f"1. operator created [bold]Alice[/bold] and [bold]Bob[/bold]; Alice's initial token "
-        f"[cyan]{alice.token_prefix}…[/cyan] expires {alice.expires_at:%Y-%m-%d}")
+    say(
+        f"1. operator created [bold]Alice[/bold] and [bold]Bob[/bold]; Alice's initial token "
+        f"[cyan]{alice.token_prefix}…[/cyan] expires {alice.expires_at:%Y-%m-%d}"
+    )
     as_alice = ledger.verify(alice.token, {TokenKind.PERSONAL_ACCESS_TOKEN})
     as_bob = ledger.verify(bob.token, {TokenKind.PERSONAL_ACCESS_TOKEN})
 
@@ -64,12 +66,16 @@ def narrate(ledger: Ledger, console: Console) -> None:  # noqa: PLR0915 - a scri
     say("2. Alice created workspace [bold]acme[/bold] and made Bob an admin")
 
     install = ledger.mint_install_token(as_bob, workspace.id)
-    say(f"3. Bob minted install token [cyan]{install.token[:12]}…[/cyan] "
-        f"(single use, until {install.expires_at:%H:%M:%S} UTC)")
+    say(
+        f"3. Bob minted install token [cyan]{install.token[:12]}…[/cyan] "
+        f"(single use, until {install.expires_at:%H:%M:%S} UTC)"
+    )
     daemon = ledger.exchange_install_token(install.token, "build-box-1")
     whoami = ledger.verify(daemon.token, {TokenKind.DAEMON_TOKEN})
-    say(f"4. machine [bold]build-box-1[/bold] exchanged it for daemon token "
-        f"[cyan]{daemon.token[:12]}…[/cyan] (whoami: daemon_id={whoami.daemon_id})")
+    say(
+        f"4. machine [bold]build-box-1[/bold] exchanged it for daemon token "
+        f"[cyan]{daemon.token[:12]}…[/cyan] (whoami: daemon_id={whoami.daemon_id})"
+    )
     try:
         ledger.exchange_install_token(install.token, "intruder")
     except LedgerError as error:
@@ -86,21 +92,27 @@ def narrate(ledger: Ledger, console: Console) -> None:  # noqa: PLR0915 - a scri
 
     with ThreadPoolExecutor(RACERS) as pool:
         results = list(pool.map(exchange, range(RACERS)))
-    say(f"5. {RACERS} machines raced to exchange one install token: "
+    say(
+        f"5. {RACERS} machines raced to exchange one install token: "
         f"{results.count('exchanged')} exchanged, "
-        f"{results.count('install_token_already_used')} got install_token_already_used")
+        f"{results.count('install_token_already_used')} got install_token_already_used"
+    )
 
     short = ledger.mint_personal_access_token(as_alice, "ci", expires_in_days=5)
     renewal = ledger.renew_personal_access_token(short.token)
     again = ledger.renew_personal_access_token(short.token)
-    say(f"6. Alice's 5-day token [cyan]{short.info.token_prefix}…[/cyan] renewed: "
+    say(
+        f"6. Alice's 5-day token [cyan]{short.info.token_prefix}…[/cyan] renewed: "
         f"{renewal.renewed}, now expires {renewal.expires_at:%Y-%m-%d}; "
-        f"renewing again: {again.renewed} (more than 7 days left)")
+        f"renewing again: {again.renewed} (more than 7 days left)"
+    )
 
     spare = ledger.mint_install_token(as_bob, workspace.id)
     revoked = ledger.remove_member(as_alice, workspace.id, bob.user_id)
-    say(f"7. Alice removed Bob: in the same commit {revoked} credentials he issued were revoked "
-        f"(reason member_removed), his unused install token {spare.token[:12]}… among them")
+    say(
+        f"7. Alice removed Bob: in the same commit {revoked} credentials he issued were revoked "
+        f"(reason member_removed), his unused install token {spare.token[:12]}… among them"
+    )
     try:
         ledger.verify(daemon.token, {TokenKind.DAEMON_TOKEN})
     except LedgerError as error:
@@ -122,6 +134,8 @@ def narrate(ledger: Ledger, console: Console) -> None:  # noqa: PLR0915 - a scri
     say(table)
 
     events = list(ledger.events.get(install.id))
-    say(f"8. install token {install.id} has {len(events)} events "
+    say(
+        f"8. install token {install.id} has {len(events)} events "
         f"({', '.join(type(e).__name__ for e in events)}); hash chain intact, head "
-        f"{verify_chain(events)[:16]}…")
+        f"{verify_chain(events)[:16]}…"
+    )

@@ -30,7 +30,7 @@
     ├── Conflict                         409
     │   └── AlreadyMember                    "already a member"
     ├── ServiceUnavailable               503 "service unavailable"
-    │   └── SchemaMissing                    (the ledger's tables do not exist: run `ledger migrate`)
+    │   └── SchemaMissing                    (no ledger tables yet: run `ledger migrate`)
     └── ConcurrencyConflict              (internal: a stale write lost a race; retried, never shown)
 
 Lower-layer errors (psycopg, eventsourcing) are translated once, in

@@ -55,7 +55,9 @@ def issue(kind: TokenKind) -> IssuedToken:
     """Generate a new random token of ``kind``."""
     head = kind.prefix + "".join(secrets.choice(ALPHABET) for _ in range(RANDOM_LENGTH))
     raw = head + _checksum(head)
-    return IssuedToken(raw=raw, token_hash=hash_token(raw), display_prefix=raw[:DISPLAY_PREFIX_LENGTH])
+    return IssuedToken(
+        raw=raw, token_hash=hash_token(raw), display_prefix=raw[:DISPLAY_PREFIX_LENGTH]
+    )
 
 
 def parse_kind(raw: str) -> TokenKind | None:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from pathlib import Path
+from uuid import UUID
 
 import pytest
 
@@ -19,7 +20,7 @@ from ledger.adapters.postgres import embedded_server, ensure_database, with_data
 from ledger.application import Ledger, Principal
 from ledger.clock import ManualClock
 from ledger.config import Settings
-from ledger.domain import TokenKind
+from ledger.domain import Credential, TokenKind
 
 START = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -66,7 +67,23 @@ def ledger(database_url: str, settings: Settings, clock: ManualClock) -> Iterato
         app.close()
 
 
-def new_user(ledger: Ledger, name: str = "user") -> tuple[Principal, str]:
+def load_credential(ledger: Ledger, credential_id: UUID) -> Credential:
+    """The credential aggregate, replayed from the event store."""
+    aggregate: object = ledger.repository.get(credential_id)
+    assert isinstance(aggregate, Credential)
+    return aggregate
+
+
+@dataclass(frozen=True, slots=True)
+class UserPrincipal(Principal):
+    """A principal known to be a user (tests need not re-check ``user_id``)."""
+
+    user_id: UUID
+
+
+def new_user(ledger: Ledger, name: str = "user") -> tuple[UserPrincipal, str]:
     """A new user, as the principal their initial token verifies to, and that raw token."""
     created = ledger.create_user(name)
-    return ledger.verify(created.token, {TokenKind.PERSONAL_ACCESS_TOKEN}), created.token
+    principal = ledger.verify(created.token, {TokenKind.PERSONAL_ACCESS_TOKEN})
+    assert principal.user_id is not None
+    return UserPrincipal(**{**asdict(principal), "user_id": principal.user_id}), created.token

@@ -5,23 +5,24 @@ from __future__ import annotations
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from uuid import UUID
 
 import pytest
 
 from ledger.adapters import recorder as recorder_module
-from ledger.application import Ledger, Principal
+from ledger.application import Ledger, WorkspaceInfo
 from ledger.clock import ManualClock
 from ledger.config import Settings
 from ledger.domain import Credential, RevocationReason, Role, TokenKind
 from ledger.errors import InvalidToken, ServiceUnavailable
 from tests.clocks import TickingClock
-from tests.integration.conftest import START, new_user
+from tests.integration.conftest import START, UserPrincipal, load_credential, new_user
 from tests.integration.races import race
 
 DAEMON = {TokenKind.DAEMON_TOKEN}
 
 
-def team(ledger: Ledger) -> tuple[Principal, Principal, Any]:
+def team(ledger: Ledger) -> tuple[UserPrincipal, UserPrincipal, WorkspaceInfo]:
     owner, _ = new_user(ledger, "owner")
     admin, _ = new_user(ledger, "admin")
     workspace = ledger.create_workspace(owner, "acme")
@@ -53,10 +54,10 @@ def test_removal_revokes_the_members_daemon_and_unused_install_tokens_only(
     for daemon in daemons:
         with pytest.raises(InvalidToken):
             ledger.verify(daemon.token, DAEMON)
-        credential = ledger.repository.get(daemon.token_id)
+        credential = load_credential(ledger, daemon.token_id)
         assert isinstance(credential, Credential)
         assert credential.revoked_reason is RevocationReason.MEMBER_REMOVED
-    unused_credential = ledger.repository.get(unused.id)
+    unused_credential = load_credential(ledger, unused.id)
     assert isinstance(unused_credential, Credential)
     assert unused_credential.revoked_reason is RevocationReason.MEMBER_REMOVED
     # Untouched: other members' tokens, personal access tokens, other workspaces.
@@ -67,7 +68,7 @@ def test_removal_revokes_the_members_daemon_and_unused_install_tokens_only(
     for listed in ledger.list_daemon_tokens(owner, workspace.id):
         if listed.created_by == admin.user_id:
             assert listed.install_token_id is not None
-            install = ledger.repository.get(listed.install_token_id)
+            install = load_credential(ledger, listed.install_token_id)
             assert isinstance(install, Credential)
             assert install.consumed_at is not None
             assert install.revoked_at is None
@@ -75,7 +76,9 @@ def test_removal_revokes_the_members_daemon_and_unused_install_tokens_only(
 
 def test_leaving_cascades_like_a_removal(ledger: Ledger) -> None:
     _owner, admin, workspace = team(ledger)
-    daemon = ledger.exchange_install_token(ledger.mint_install_token(admin, workspace.id).token, "d")
+    daemon = ledger.exchange_install_token(
+        ledger.mint_install_token(admin, workspace.id).token, "d"
+    )
     assert ledger.leave_workspace(admin, workspace.id) == 1
     with pytest.raises(InvalidToken):
         ledger.verify(daemon.token, DAEMON)
@@ -85,9 +88,13 @@ def test_failure_in_the_middle_of_the_commit_writes_nothing(
     ledger: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     owner, admin, workspace = team(ledger)
-    daemon = ledger.exchange_install_token(ledger.mint_install_token(admin, workspace.id).token, "d")
+    daemon = ledger.exchange_install_token(
+        ledger.mint_install_token(admin, workspace.id).token, "d"
+    )
     unused = ledger.mint_install_token(admin, workspace.id)
-    before = {i: len(list(ledger.events.get(i))) for i in (workspace.id, daemon.token_id, unused.id)}
+    before = {
+        i: len(list(ledger.events.get(i))) for i in (workspace.id, daemon.token_id, unused.id)
+    }
 
     def explode(rows: Any) -> Any:
         # Called after the events INSERT was sent in the transaction, before the
@@ -158,10 +165,18 @@ def test_removal_racing_exchanges_leaves_nothing_usable_behind(racing_ledger: Le
             owner, admin, workspace = team(ledger)
             installs = [ledger.mint_install_token(admin, workspace.id) for _ in range(exchangers)]
 
-            def act(i: int) -> object:
+            def act(
+                i: int,
+                *,
+                owner: UserPrincipal = owner,
+                admin: UserPrincipal = admin,
+                workspace_id: UUID = workspace.id,
+                tokens: list[str] = [t.token for t in installs],  # noqa: B006 - bound per round
+                round_: int = round_,
+            ) -> object:
                 if i == exchangers:
-                    return ledger.remove_member(owner, workspace.id, admin.user_id)
-                return ledger.exchange_install_token(installs[i].token, f"r{round_}-{i}")
+                    return ledger.remove_member(owner, workspace_id, admin.user_id)
+                return ledger.exchange_install_token(tokens[i], f"r{round_}-{i}")
 
             race(pool, exchangers + 1, act)
             assert ledger.credentials.live_issued_by(workspace.id, admin.user_id) == []
@@ -171,7 +186,9 @@ def test_removal_racing_exchanges_leaves_nothing_usable_behind(racing_ledger: Le
 
 def test_manual_clock_timestamps_the_cascade(ledger: Ledger, clock: ManualClock) -> None:
     owner, admin, workspace = team(ledger)
-    daemon = ledger.exchange_install_token(ledger.mint_install_token(admin, workspace.id).token, "d")
+    daemon = ledger.exchange_install_token(
+        ledger.mint_install_token(admin, workspace.id).token, "d"
+    )
     ledger.remove_member(owner, workspace.id, admin.user_id)
     [listed] = ledger.list_daemon_tokens(owner, workspace.id)
     assert listed.id == daemon.token_id

@@ -29,7 +29,13 @@ def ledger_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[s
 
 def test_users_create_prints_the_contracts_json(database_url: str, ledger: Ledger) -> None:
     result = ledger_cli(
-        "users", "create", "--name", "Ada", "--email", "ada@example.com", "--json",
+        "users",
+        "create",
+        "--name",
+        "Ada",
+        "--email",
+        "ada@example.com",
+        "--json",
         env={"LEDGER_DATABASE_URL": database_url},
     )
     assert result.returncode == 0, result.stderr
@@ -59,7 +65,11 @@ def test_an_unmigrated_database_is_reported_not_crashed_on(server_url: str) -> N
 
 def test_an_unreachable_server_is_service_unavailable() -> None:
     result = ledger_cli(
-        "users", "create", "--name", "x", "--json",
+        "users",
+        "create",
+        "--name",
+        "x",
+        "--json",
         env={"LEDGER_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/ledger"},
     )
     assert result.returncode == 1

@@ -42,13 +42,13 @@ def autogenerate_diff(url: str) -> list[object]:
 def test_upgrade_downgrade_upgrade_and_no_autogenerate_diff(server_url: str) -> None:
     url = fresh_database(server_url, migrate=False)
     migrations.upgrade(url)
-    assert LEDGER_TABLES <= tables(url)
+    assert tables(url) >= LEDGER_TABLES
     assert autogenerate_diff(url) == []
     migrations.upgrade(url)  # again: nothing to do
     migrations.downgrade(url, "base")
     assert not (LEDGER_TABLES & tables(url))
     migrations.upgrade(url)
-    assert LEDGER_TABLES <= tables(url)
+    assert tables(url) >= LEDGER_TABLES
     assert autogenerate_diff(url) == []
 
 
@@ -118,7 +118,7 @@ def test_four_processes_migrating_at_once_all_succeed(server_url: str) -> None:
     ]
     outputs = [p.communicate(timeout=120) for p in processes]
     assert [p.returncode for p in processes] == [0, 0, 0, 0], outputs
-    assert LEDGER_TABLES <= tables(url)
+    assert tables(url) >= LEDGER_TABLES
     with psycopg.connect(url) as conn:
         versions = conn.execute("SELECT version_num FROM alembic_version").fetchall()
     assert versions == [("0001",)]

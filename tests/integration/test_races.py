@@ -7,6 +7,7 @@ run again on fresh state, and report the winner's outcome.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -18,7 +19,7 @@ from ledger.config import Settings
 from ledger.domain import Credential, RenewalOutcome, TokenKind
 from ledger.errors import InstallTokenAlreadyUsed, InvalidToken
 from tests.clocks import TickingClock
-from tests.integration.conftest import START, new_user
+from tests.integration.conftest import START, load_credential, new_user
 from tests.integration.races import race
 
 ROUNDS = 200
@@ -37,6 +38,14 @@ def racing_ledger(database_url: str) -> Iterator[Ledger]:
         app.close()
 
 
+def exchange_as(ledger: Ledger, token: str, round_: int, racer: int) -> ExchangedDaemonToken:
+    return ledger.exchange_install_token(token, f"d{round_}-{racer}")
+
+
+def renew_as(ledger: Ledger, token: str, _racer: int) -> RenewalOutcome:
+    return ledger.renew_personal_access_token(token)
+
+
 def test_32_concurrent_exchanges_of_one_install_token_yield_exactly_one_daemon_token(
     racing_ledger: Ledger,
 ) -> None:
@@ -46,11 +55,8 @@ def test_32_concurrent_exchanges_of_one_install_token_yield_exactly_one_daemon_t
     with ThreadPoolExecutor(EXCHANGERS) as pool:
         for round_ in range(ROUNDS):
             install = ledger.mint_install_token(owner, workspace.id)
-            results = race(
-                pool,
-                EXCHANGERS,
-                lambda i, t=install.token: ledger.exchange_install_token(t, f"d{round_}-{i}"),
-            )
+            exchange = functools.partial(exchange_as, ledger, install.token, round_)
+            results = race(pool, EXCHANGERS, exchange)
             winners = [r for r in results if isinstance(r, ExchangedDaemonToken)]
             losers = [r for r in results if not isinstance(r, ExchangedDaemonToken)]
             assert len(winners) == 1, (round_, results)
@@ -75,9 +81,8 @@ def test_16_concurrent_renewals_extend_exactly_once_and_all_report_the_winners_e
     with ThreadPoolExecutor(RENEWERS) as pool:
         for round_ in range(ROUNDS):
             token = ledger.mint_personal_access_token(me, f"r{round_}", 5)
-            results = race(
-                pool, RENEWERS, lambda _i, t=token.token: ledger.renew_personal_access_token(t)
-            )
+            renew = functools.partial(renew_as, ledger, token.token)
+            results = race(pool, RENEWERS, renew)
             assert all(isinstance(r, RenewalOutcome) for r in results), (round_, results)
             outcomes = [r for r in results if isinstance(r, RenewalOutcome)]
             winners = [r for r in outcomes if r.renewed]
@@ -87,12 +92,16 @@ def test_16_concurrent_renewals_extend_exactly_once_and_all_report_the_winners_e
             assert expiry - START > timedelta(days=90)  # now + 90 days, "now" being the race
             assert {r.expires_at for r in outcomes} == {expiry}
 
-            stored = ledger.repository.get(token.info.id)
+            stored = load_credential(ledger, token.info.id)
             assert isinstance(stored, Credential)
             assert stored.expires_at == expiry
-            renewals = [e for e in ledger.events.get(token.info.id) if isinstance(e, Credential.Renewed)]
+            renewals = [
+                e for e in ledger.events.get(token.info.id) if isinstance(e, Credential.Renewed)
+            ]
             assert len(renewals) == 1
-            assert ledger.verify(token.token, {TokenKind.PERSONAL_ACCESS_TOKEN}).expires_at == expiry
+            assert (
+                ledger.verify(token.token, {TokenKind.PERSONAL_ACCESS_TOKEN}).expires_at == expiry
+            )
 
 
 def test_revocation_racing_verification_never_lets_a_revoked_token_back(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -39,7 +40,9 @@ def golden_credential() -> Credential:
         actor=Actor.user(USER),
     )
     credential.renew(at=T0 + timedelta(days=1), actor=Actor.user(USER))
-    credential.revoke(reason=RevocationReason.USER_REQUEST, at=T0 + timedelta(days=2), actor=Actor.user(USER))
+    credential.revoke(
+        reason=RevocationReason.USER_REQUEST, at=T0 + timedelta(days=2), actor=Actor.user(USER)
+    )
     return credential
 
 
@@ -51,7 +54,7 @@ def test_first_event_links_to_genesis() -> None:
 def test_each_event_links_to_the_hash_of_the_one_before() -> None:
     credential = golden_credential()
     events = credential.pending_events
-    for before, after in zip(events, events[1:], strict=False):
+    for before, after in itertools.pairwise(events):
         assert after.prev_hash == event_hash(before)  # type: ignore[attr-defined]
     assert credential.chain_hash == event_hash(events[-1])
     assert verify_chain(events) == credential.chain_hash
@@ -90,7 +93,7 @@ def test_hashes_survive_a_round_trip_through_the_store() -> None:
     credential = golden_credential()
     app.save(credential)
     stored = list(app.events.get(credential.id))
-    reloaded = app.repository.get(credential.id)
+    reloaded: Credential = app.repository.get(credential.id)
     assert verify_chain(stored) == credential.chain_hash
     assert reloaded.chain_hash == credential.chain_hash
 

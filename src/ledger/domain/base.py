@@ -33,6 +33,7 @@ class LedgerAggregate(Aggregate):
 
         def mutate(self, aggregate: Any) -> Any:
             result = super().mutate(aggregate)
+            assert result is not None
             result.chain_hash = event_hash(self)
             return result
 

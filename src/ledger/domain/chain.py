@@ -24,7 +24,7 @@ class ChainBrokenError(ValueError):
 
 
 def _canonical_value(value: Any) -> Any:
-    if value is None or isinstance(value, bool | int | str) and not isinstance(value, Enum):
+    if value is None or (isinstance(value, bool | int | str) and not isinstance(value, Enum)):
         return value
     if isinstance(value, Enum):
         return value.value

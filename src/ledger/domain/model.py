@@ -13,9 +13,9 @@ ActorType = Literal["user", "daemon", "system"]
 class TokenKind(StrEnum):
     """The three kinds of credential; the value is the audit trail's ``kind``."""
 
-    PERSONAL_ACCESS_TOKEN = "personal_access_token"
-    DAEMON_TOKEN = "daemon_token"
-    INSTALL_TOKEN = "install_token"
+    PERSONAL_ACCESS_TOKEN = "personal_access_token"  # noqa: S105 - a kind, not a secret
+    DAEMON_TOKEN = "daemon_token"  # noqa: S105
+    INSTALL_TOKEN = "install_token"  # noqa: S105
 
     @property
     def prefix(self) -> str:

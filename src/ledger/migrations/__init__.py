@@ -19,9 +19,7 @@ def alembic_config(database_url: str) -> Config:
     """An alembic configuration pointed at ``database_url`` (a libpq ``postgresql://`` URL)."""
     config = Config()
     config.set_main_option("script_location", str(HERE))
-    config.set_main_option(
-        "file_template", "%%(year)d_%%(month).2d_%%(day).2d_%%(rev)s_%%(slug)s"
-    )
+    config.set_main_option("file_template", "%%(year)d_%%(month).2d_%%(day).2d_%%(rev)s_%%(slug)s")
     config.attributes["database_url"] = database_url
     return config
 
@@ -34,4 +32,3 @@ def upgrade(database_url: str, revision: str = "head") -> None:
 def downgrade(database_url: str, revision: str = "base") -> None:
     """Undo migrations down to ``revision``."""
     command.downgrade(alembic_config(database_url), revision)
-

@@ -28,9 +28,7 @@ def run_migrations_online() -> None:
                 context.run_migrations()
             connection.commit()
         finally:
-            connection.execute(
-                text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY}
-            )
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
             connection.commit()
     engine.dispose()
 
