@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import psycopg
 
 from ledger import migrations
-from ledger.adapters.postgres import EVENTS_TABLE, database_url, translate_store_errors
+from ledger.adapters.postgres import database_url, translate_store_errors
 from ledger.application import Ledger
 from ledger.clock import Clock
 from ledger.config import Settings
@@ -16,11 +16,15 @@ from ledger.errors import SchemaMissing
 
 
 def check_schema(url: str) -> None:
-    """Raise ``SchemaMissing`` unless the ledger's tables exist."""
+    """Raise ``SchemaMissing`` unless the database is migrated to this version's head."""
     with translate_store_errors(), psycopg.connect(url, connect_timeout=5) as conn:
-        row = conn.execute("SELECT to_regclass(%s)", (EVENTS_TABLE,)).fetchone()
-    if row is None or row[0] is None:
-        msg = "the database has no ledger tables: run `ledger migrate` first"
+        row = conn.execute("SELECT to_regclass('alembic_version')").fetchone()
+        version = None
+        if row is not None and row[0] is not None:
+            found = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+            version = found[0] if found else None
+    if version != migrations.head_revision():
+        msg = f"the database schema is at {version or 'nothing'}: run `ledger migrate` first"
         raise SchemaMissing(msg)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import psutil
 
+from ledger import migrations
 from ledger.application import Ledger
 from tests.integration.conftest import fresh_database
 
@@ -75,6 +76,14 @@ def test_an_unreachable_server_is_service_unavailable() -> None:
     assert result.returncode == 1
     assert json.loads(result.stdout) == {"error": "service unavailable"}
     assert "Traceback" not in result.stderr
+
+
+def test_a_database_behind_the_newest_migration_is_reported(server_url: str) -> None:
+    url = fresh_database(server_url)
+    migrations.downgrade(url, "base")
+    result = ledger_cli("users", "create", "--name", "x", env={"LEDGER_DATABASE_URL": url})
+    assert result.returncode == 1
+    assert "ledger migrate" in result.stderr
 
 
 def test_invalid_configuration_is_named(tmp_path: Path) -> None:

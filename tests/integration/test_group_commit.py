@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
 
 from ledger.adapters.credentials_table import CredentialRow
-from ledger.adapters.recorder import BatchCommand, LedgerRecorder
-from ledger.adapters.writer import GroupCommitWriter
+from ledger.adapters.recorder import BatchCommand, BatchIntegrityError, LedgerRecorder
+from ledger.adapters.writer import GroupCommitWriter, _Pending
 from ledger.application import Ledger
 from ledger.domain import Actor, Credential, RevocationReason, TokenKind
 from ledger.errors import ServiceUnavailable
@@ -148,6 +148,31 @@ def test_commands_queued_behind_a_transaction_share_the_next_one(
     assert writer.stats.batches == 2
     assert writer.stats.largest_batch == queued + 3
     assert writer.stats.conflicts == 3
+    for credential, _ in commands:
+        assert ledger.credentials.get(credential.id) is not None
+
+
+def test_a_batch_the_store_refuses_is_written_one_command_at_a_time(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorder = recorder_of(ledger)
+    real_insert_batch = recorder.insert_batch
+    sizes: list[int] = []
+
+    def refuse_batches(commands: Sequence[BatchCommand]) -> list[list[int] | None]:
+        sizes.append(len(commands))
+        if len(commands) > 1:
+            raise BatchIntegrityError("refused")
+        return real_insert_batch(commands)
+
+    monkeypatch.setattr(recorder, "insert_batch", refuse_batches)
+    writer = GroupCommitWriter(recorder, max_batch=8)
+    commands = [minted(ledger) for _ in range(4)]
+    try:
+        writer._write([_Pending(c) for _, c in commands])  # one batch, handed over directly
+    finally:
+        writer.close()
+    assert sizes == [4, 1, 1, 1, 1]
     for credential, _ in commands:
         assert ledger.credentials.get(credential.id) is not None
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 HERE = Path(__file__).resolve().parent
 
@@ -22,6 +23,13 @@ def alembic_config(database_url: str) -> Config:
     config.set_main_option("file_template", "%%(year)d_%%(month).2d_%%(day).2d_%%(rev)s_%%(slug)s")
     config.attributes["database_url"] = database_url
     return config
+
+
+def head_revision() -> str:
+    """The newest migration this version of the ledger ships."""
+    head = ScriptDirectory.from_config(alembic_config("")).get_current_head()
+    assert head is not None
+    return head
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:
