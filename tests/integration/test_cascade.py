@@ -8,8 +8,8 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from psycopg import sql
 
-from ledger.adapters import recorder as recorder_module
 from ledger.application import Ledger, WorkspaceInfo
 from ledger.clock import ManualClock
 from ledger.config import Settings
@@ -96,12 +96,10 @@ def test_failure_in_the_middle_of_the_commit_writes_nothing(
         i: len(list(ledger.events.get(i))) for i in (workspace.id, daemon.token_id, unused.id)
     }
 
-    def explode(rows: Any) -> Any:
-        # Called after the events INSERT was sent in the transaction, before the
-        # credentials-table rows and the COMMIT.
-        raise RuntimeError("injected failure")
-
-    monkeypatch.setattr(recorder_module, "upsert_params", explode)
+    # The server fails after the batch statement has inserted the events and upserted the
+    # credentials rows, before COMMIT: a statement between them divides by zero.
+    recorder = ledger.recorder
+    monkeypatch.setattr(recorder, "_notify", sql.SQL("SELECT 1/0"))
     with pytest.raises(ServiceUnavailable):
         ledger.remove_member(owner, workspace.id, admin.user_id)
     monkeypatch.undo()
@@ -161,7 +159,7 @@ def test_removal_racing_exchanges_leaves_nothing_usable_behind(racing_ledger: Le
     ledger = racing_ledger
     exchangers = 4
     with ThreadPoolExecutor(exchangers + 1) as pool:
-        for round_ in range(40):
+        for round_ in range(100):
             owner, admin, workspace = team(ledger)
             installs = [ledger.mint_install_token(admin, workspace.id) for _ in range(exchangers)]
 

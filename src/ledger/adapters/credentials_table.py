@@ -8,8 +8,9 @@ raw token. Because it commits with the events, it is exact the moment a command 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 from uuid import UUID
 
@@ -77,7 +78,7 @@ class CredentialRow:
 
 
 COLUMNS = tuple(f.name for f in fields(CredentialRow))
-_SQL_TYPES = {
+SQL_TYPES = {
     "credential_id": "uuid",
     "token_hash": "text",
     "kind": "text",
@@ -95,38 +96,16 @@ _SQL_TYPES = {
     "consumed_at": "timestamptz",
     "version": "bigint",
 }
-_MUTABLE = ("expires_at", "revoked_at", "revoked_reason", "consumed_at", "version")
+MUTABLE_COLUMNS = ("expires_at", "revoked_at", "revoked_reason", "consumed_at", "version")
 
 
-def upsert_statement(schema: str) -> sql.Composed:
-    """Insert or advance rows from column arrays; a row never moves back to an older version."""
-    table = sql.Identifier(schema, CREDENTIALS_TABLE)
-    return sql.SQL(
-        "INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays}) "
-        "ON CONFLICT (credential_id) DO UPDATE SET {updates} "
-        "WHERE {table}.version < EXCLUDED.version"
-    ).format(
-        table=table,
-        columns=sql.SQL(", ").join(sql.Identifier(c) for c in COLUMNS),
-        arrays=sql.SQL(", ").join(sql.SQL("%s::" + _SQL_TYPES[c] + "[]") for c in COLUMNS),
-        updates=sql.SQL(", ").join(
-            sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in _MUTABLE
-        ),
-    )
+_row_values = attrgetter(*COLUMNS)
 
 
-def upsert_params(rows: Sequence[CredentialRow]) -> list[list[Any]]:
-    """Column arrays for ``upsert_statement``; of two rows of one credential, the newer wins."""
-    newest: dict[UUID, CredentialRow] = {}
-    for row in rows:
-        seen = newest.get(row.credential_id)
-        if seen is None or seen.version < row.version:
-            newest[row.credential_id] = row
-    columns: list[list[Any]] = [[] for _ in COLUMNS]
-    for row in newest.values():
-        for column, value in zip(columns, astuple(row), strict=True):
-            column.append(value)
-    return columns
+def row_values(row: CredentialRow) -> tuple[Any, ...]:
+    """The row's values in ``COLUMNS`` order (no copies, unlike ``dataclasses.astuple``)."""
+    values: tuple[Any, ...] = _row_values(row)
+    return values
 
 
 class CredentialsTable:

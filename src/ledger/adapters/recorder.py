@@ -3,10 +3,12 @@ and the credentials table written in the same transaction as the events.
 
 Every insert into the events table takes ``LOCK TABLE … IN EXCLUSIVE MODE`` (as the library does,
 so that notification ids commit in order). While that lock is held no other writer can add an
-event, so a single ``SELECT`` under the lock tells exactly which commands of the batch would
-violate the ``(originator_id, originator_version)`` key: those are refused as conflicts and the
-rest are inserted together. One stale command never fails its neighbours, and no savepoints are
-needed. The primary key still backs the check.
+event, so the batch statement can tell, against the primary key, exactly which commands would
+conflict: those are refused and the rest are inserted. One stale command never fails its
+neighbours, and no savepoints are needed. The primary key still backs the check.
+
+A batch is one round trip: ``BEGIN``, the lock, one statement (conflict check, event insert and
+credentials upsert as data-modifying CTEs), ``NOTIFY`` and ``COMMIT`` travel in one pipeline.
 """
 
 from __future__ import annotations
@@ -20,8 +22,16 @@ import psycopg
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg import sql
+from psycopg.pq import TransactionStatus
 
-from ledger.adapters.credentials_table import CredentialRow, upsert_params, upsert_statement
+from ledger.adapters.credentials_table import (
+    COLUMNS,
+    MUTABLE_COLUMNS,
+    SQL_TYPES,
+    CredentialRow,
+    row_values,
+)
+from ledger.adapters.postgres import CREDENTIALS_TABLE
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,24 +46,84 @@ class BatchIntegrityError(IntegrityError):
     """Raised when the store refused a batch that the under-lock check had accepted."""
 
 
+def _batch_statement(schema: str, events_table: str) -> sql.Composed:
+    events = sql.Identifier(schema, events_table)
+    credentials = sql.Identifier(schema, CREDENTIALS_TABLE)
+    columns = sql.SQL(", ").join(sql.Identifier(c) for c in COLUMNS)
+    return sql.SQL(
+        "WITH ev AS ("
+        "  SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[], %s::int[])"
+        "  WITH ORDINALITY AS ev(originator_id, originator_version, topic, state, cmd, pos)"
+        "), refused AS ("
+        # a command is refused if any of its events' keys is taken in the table ...
+        "  SELECT ev.cmd FROM ev JOIN {events} t"
+        "    ON t.originator_id = ev.originator_id AND t.originator_version = ev.originator_version"
+        "  UNION"
+        # ... or by an earlier command of the same batch
+        "  SELECT later.cmd FROM ev later JOIN ev earlier"
+        "    ON earlier.originator_id = later.originator_id"
+        "   AND earlier.originator_version = later.originator_version"
+        "   AND earlier.cmd < later.cmd"
+        "), inserted AS ("
+        "  INSERT INTO {events} (originator_id, originator_version, topic, state)"
+        "  SELECT originator_id, originator_version, topic, state FROM ev"
+        "  WHERE cmd NOT IN (SELECT cmd FROM refused) ORDER BY pos"
+        "  RETURNING notification_id, originator_id, originator_version"
+        "), upserted AS ("
+        "  INSERT INTO {credentials} ({columns})"
+        "  SELECT DISTINCT ON (r.credential_id) {r_columns}"
+        "  FROM unnest({arrays}, %s::int[]) AS r({columns}, cmd)"
+        "  WHERE r.cmd NOT IN (SELECT cmd FROM refused)"
+        "  ORDER BY r.credential_id, r.version DESC"
+        "  ON CONFLICT (credential_id) DO UPDATE SET {updates}"
+        "  WHERE {credentials}.version < EXCLUDED.version"
+        "  RETURNING 1"
+        ") "
+        "SELECT cmd, NULL::bigint AS notification_id, NULL::uuid AS originator_id,"
+        "       NULL::bigint AS originator_version FROM refused "
+        "UNION ALL "
+        "SELECT NULL, notification_id, originator_id, originator_version FROM inserted"
+    ).format(
+        events=events,
+        credentials=credentials,
+        columns=columns,
+        r_columns=sql.SQL(", ").join(sql.Identifier("r", c) for c in COLUMNS),
+        arrays=sql.SQL(", ").join(sql.SQL("%s::" + SQL_TYPES[c] + "[]") for c in COLUMNS),
+        updates=sql.SQL(", ").join(
+            sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in MUTABLE_COLUMNS
+        ),
+    )
+
+
+def _batch_params(commands: Sequence[BatchCommand]) -> list[list[Any]]:
+    """Column arrays of every event and every credential row, each tagged with its command."""
+    ids: list[UUID | str] = []
+    versions: list[int] = []
+    topics: list[str] = []
+    states: list[bytes] = []
+    event_commands: list[int] = []
+    row_columns: list[list[Any]] = [[] for _ in COLUMNS]
+    row_commands: list[int] = []
+    for index, command in enumerate(commands):
+        for event in command.events:
+            ids.append(event.originator_id)
+            versions.append(event.originator_version)
+            topics.append(event.topic)
+            states.append(event.state)
+            event_commands.append(index)
+        for row in command.credential_rows:
+            for column, value in zip(row_columns, row_values(row), strict=True):
+                column.append(value)
+            row_commands.append(index)
+    return [ids, versions, topics, states, event_commands, *row_columns, row_commands]
+
+
 class LedgerRecorder(PostgresApplicationRecorder):
     """``PostgresApplicationRecorder`` with batched, conflict-isolated inserts."""
 
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
-        events = sql.Identifier(datastore.schema, events_table_name)
-        self._existing_keys = sql.SQL(
-            "SELECT k.i AS originator_id, k.v AS originator_version "
-            "FROM unnest(%s::uuid[], %s::bigint[]) AS k(i, v) "
-            "JOIN {events} e ON e.originator_id = k.i AND e.originator_version = k.v"
-        ).format(events=events)
-        # Column arrays rather than the library's composite type: cheaper to adapt.
-        self._insert = sql.SQL(
-            "INSERT INTO {events} (originator_id, originator_version, topic, state) "
-            "SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[]) "
-            "RETURNING notification_id"
-        ).format(events=events)
-        self._upsert = upsert_statement(datastore.schema)
+        self._batch = _batch_statement(datastore.schema, events_table_name)
         self._notify = sql.SQL("NOTIFY {}").format(sql.Identifier(self.channel_name))
 
     def insert_events(
@@ -68,58 +138,44 @@ class LedgerRecorder(PostgresApplicationRecorder):
         return outcome
 
     def insert_batch(self, commands: Sequence[BatchCommand]) -> list[list[int] | None]:
-        """Write every command that does not conflict, in one transaction.
+        """Write every command that does not conflict, in one transaction and one round trip.
 
         Returns, per command, its events' notification ids, or ``None`` when it conflicted
         (an event of it, or of an earlier command of the batch, already holds its key).
         """
-        keys = [(e.originator_id, e.originator_version) for c in commands for e in c.events]
-        ids = [k[0] for k in keys]
-        versions = [k[1] for k in keys]
-        outcomes: list[list[int] | None] = []
-        with self.datastore.get_connection() as conn, conn.transaction():
-            with conn.pipeline(), conn.cursor() as cursor:
-                self._lock_table(cursor)
-                cursor.execute(self._existing_keys, (ids, versions), prepare=True)
-                taken = {(r["originator_id"], r["originator_version"]) for r in cursor.fetchall()}
+        params = _batch_params(commands)
+        with self.datastore.get_connection() as conn:
+            try:
+                with conn.cursor() as control, conn.cursor() as batch:
+                    with conn.pipeline():
+                        control.execute("BEGIN")
+                        self._lock_table(control)
+                        batch.execute(self._batch, params, prepare=True)
+                        control.execute(self._notify)
+                        control.execute("COMMIT")
+                    rows = batch.fetchall()
+            except psycopg.IntegrityError as error:
+                self._end_failed_transaction(conn)
+                raise BatchIntegrityError(str(error)) from error
+            except BaseException:
+                self._end_failed_transaction(conn)
+                raise
 
-            accepted: list[BatchCommand] = []
-            for command in commands:
-                command_keys = [(e.originator_id, e.originator_version) for e in command.events]
-                if any(k in taken for k in command_keys) or len(set(command_keys)) != len(
-                    command_keys
-                ):
-                    outcomes.append(None)
-                    continue
-                taken.update(command_keys)
-                accepted.append(command)
-                outcomes.append([])
-            if not accepted:
-                return outcomes
+        refused = {row["cmd"] for row in rows if row["cmd"] is not None}
+        notification_ids = {
+            (row["originator_id"], row["originator_version"]): row["notification_id"]
+            for row in rows
+            if row["cmd"] is None
+        }
+        return [
+            None
+            if index in refused
+            else [notification_ids[(e.originator_id, e.originator_version)] for e in c.events]
+            for index, c in enumerate(commands)
+        ]
 
-            notification_ids = self._insert_accepted(conn, accepted)
-
-        position = 0
-        for outcome, command in zip((o for o in outcomes if o is not None), accepted, strict=True):
-            outcome.extend(notification_ids[position : position + len(command.events)])
-            position += len(command.events)
-        return outcomes
-
-    def _insert_accepted(self, conn: Any, accepted: Sequence[BatchCommand]) -> list[int]:
-        events = [e for c in accepted for e in c.events]
-        rows = [r for c in accepted for r in c.credential_rows]
-        columns: tuple[list[UUID], list[int], list[str], list[bytes]] = ([], [], [], [])
-        for e in events:
-            columns[0].append(e.originator_id)  # type: ignore[arg-type]
-            columns[1].append(e.originator_version)
-            columns[2].append(e.topic)
-            columns[3].append(e.state)
-        try:
-            with conn.pipeline(), conn.cursor() as insert, conn.cursor() as other:
-                insert.execute(self._insert, columns, prepare=True)
-                if rows:
-                    other.execute(self._upsert, upsert_params(rows), prepare=True)
-                other.execute(self._notify)
-                return [r["notification_id"] for r in insert.fetchall()]
-        except psycopg.IntegrityError as error:
-            raise BatchIntegrityError(str(error)) from error
+    @staticmethod
+    def _end_failed_transaction(conn: psycopg.Connection[Any]) -> None:
+        # BEGIN was sent by hand: an error leaves the transaction open (and aborted).
+        if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
+            conn.execute("ROLLBACK")

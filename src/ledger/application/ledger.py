@@ -397,16 +397,24 @@ class Ledger(Application[UUID]):
     def _save_with_cascade(self, workspace: Workspace, user_id: UUID, actor: Actor) -> int:
         """Save the membership change and every revocation it implies in one ``save()``.
 
-        The targets come from the credentials table; a racing exchange that mints a daemon token
-        from one of them also writes the install token's stream, so one of the two saves loses
-        the version race and runs again with the other's outcome visible.
+        The candidates come from the credentials table, but what is revoked is decided on the
+        loaded aggregates: an install token that an exchange consumed after the table was read
+        leads to the daemon token it produced. A racing exchange that commits after the loads
+        writes the install token's stream too, so one of the two saves loses the version race
+        and runs again with the other's outcome visible.
         """
         now = workspace.modified_on
-        revoked: list[Credential] = []
+        targets: dict[UUID, Credential] = {}
         for row in self.credentials.live_issued_by(workspace.id, user_id):
             credential = self._load(Credential, row.credential_id, InvalidToken)
-            if credential.revoke(reason=RevocationReason.MEMBER_REMOVED, at=now, actor=actor):
-                revoked.append(credential)
+            if credential.kind is TokenKind.INSTALL_TOKEN and credential.daemon_token_id:
+                credential = self._load(Credential, credential.daemon_token_id, InvalidToken)
+            targets.setdefault(credential.id, credential)
+        revoked = [
+            credential
+            for credential in targets.values()
+            if credential.revoke(reason=RevocationReason.MEMBER_REMOVED, at=now, actor=actor)
+        ]
         self.save(workspace, *revoked)
         return len(revoked)
 
