@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     max_batch: int = Field(
         default=256, ge=1, le=10_000, description="most commands that share one write transaction"
     )
+    writer_threads: int = Field(
+        default=2, ge=1, le=16, description="write transactions a process keeps in flight"
+    )
     command_attempts: int = Field(
         default=20, ge=1, le=1000, description="tries of a command that loses optimistic races"
     )

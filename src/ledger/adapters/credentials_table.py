@@ -117,21 +117,31 @@ class CredentialsTable:
         select = sql.SQL("SELECT {columns} FROM {table} ").format(
             columns=sql.SQL(", ").join(sql.Identifier(c) for c in COLUMNS), table=table
         )
-        self._by_id = select + sql.SQL("WHERE credential_id = %s")
-        self._pats_of_user = select + sql.SQL(
-            "WHERE user_id = %s AND kind = 'personal_access_token' AND revoked_at IS NULL "
-            "ORDER BY created_at DESC, credential_id"
-        )
-        self._of_workspace = select + sql.SQL(
-            "WHERE workspace_id = %s AND kind = %s ORDER BY created_at DESC, credential_id"
-        )
-        self._live_issued_by = select + sql.SQL(
-            "WHERE workspace_id = %s AND created_by = %s AND revoked_at IS NULL "
-            "AND (kind = 'daemon_token' OR (kind = 'install_token' AND consumed_at IS NULL)) "
-            "ORDER BY created_at, credential_id"
-        )
+        # Rendered once: psycopg would re-render a Composed statement on every execute.
+        self._by_id = (select + sql.SQL("WHERE credential_id = %s")).as_string()
+        self._pats_of_user = (
+            select
+            + sql.SQL(
+                "WHERE user_id = %s AND kind = 'personal_access_token' AND revoked_at IS NULL "
+                "ORDER BY created_at DESC, credential_id"
+            )
+        ).as_string()
+        self._of_workspace = (
+            select
+            + sql.SQL(
+                "WHERE workspace_id = %s AND kind = %s ORDER BY created_at DESC, credential_id"
+            )
+        ).as_string()
+        self._live_issued_by = (
+            select
+            + sql.SQL(
+                "WHERE workspace_id = %s AND created_by = %s AND revoked_at IS NULL "
+                "AND (kind = 'daemon_token' OR (kind = 'install_token' AND consumed_at IS NULL)) "
+                "ORDER BY created_at, credential_id"
+            )
+        ).as_string()
 
-    def _fetch(self, statement: sql.Composed, params: Sequence[Any]) -> list[CredentialRow]:
+    def _fetch(self, statement: str, params: Sequence[Any]) -> list[CredentialRow]:
         with self._datastore.get_connection() as conn, conn.cursor() as cursor:
             cursor.execute(statement, params, prepare=True)
             return [CredentialRow(**row) for row in cursor.fetchall()]

@@ -46,52 +46,56 @@ class BatchIntegrityError(IntegrityError):
     """Raised when the store refused a batch that the under-lock check had accepted."""
 
 
-def _batch_statement(schema: str, events_table: str) -> sql.Composed:
+def _batch_statement(schema: str, events_table: str) -> str:
     events = sql.Identifier(schema, events_table)
     credentials = sql.Identifier(schema, CREDENTIALS_TABLE)
     columns = sql.SQL(", ").join(sql.Identifier(c) for c in COLUMNS)
-    return sql.SQL(
-        "WITH ev AS ("
-        "  SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[], %s::int[])"
-        "  WITH ORDINALITY AS ev(originator_id, originator_version, topic, state, cmd, pos)"
-        "), refused AS ("
-        # a command is refused if any of its events' keys is taken in the table ...
-        "  SELECT ev.cmd FROM ev JOIN {events} t"
-        "    ON t.originator_id = ev.originator_id AND t.originator_version = ev.originator_version"
-        "  UNION"
-        # ... or by an earlier command of the same batch
-        "  SELECT later.cmd FROM ev later JOIN ev earlier"
-        "    ON earlier.originator_id = later.originator_id"
-        "   AND earlier.originator_version = later.originator_version"
-        "   AND earlier.cmd < later.cmd"
-        "), inserted AS ("
-        "  INSERT INTO {events} (originator_id, originator_version, topic, state)"
-        "  SELECT originator_id, originator_version, topic, state FROM ev"
-        "  WHERE cmd NOT IN (SELECT cmd FROM refused) ORDER BY pos"
-        "  RETURNING notification_id, originator_id, originator_version"
-        "), upserted AS ("
-        "  INSERT INTO {credentials} ({columns})"
-        "  SELECT DISTINCT ON (r.credential_id) {r_columns}"
-        "  FROM unnest({arrays}, %s::int[]) AS r({columns}, cmd)"
-        "  WHERE r.cmd NOT IN (SELECT cmd FROM refused)"
-        "  ORDER BY r.credential_id, r.version DESC"
-        "  ON CONFLICT (credential_id) DO UPDATE SET {updates}"
-        "  WHERE {credentials}.version < EXCLUDED.version"
-        "  RETURNING 1"
-        ") "
-        "SELECT cmd, NULL::bigint AS notification_id, NULL::uuid AS originator_id,"
-        "       NULL::bigint AS originator_version FROM refused "
-        "UNION ALL "
-        "SELECT NULL, notification_id, originator_id, originator_version FROM inserted"
-    ).format(
-        events=events,
-        credentials=credentials,
-        columns=columns,
-        r_columns=sql.SQL(", ").join(sql.Identifier("r", c) for c in COLUMNS),
-        arrays=sql.SQL(", ").join(sql.SQL("%s::" + SQL_TYPES[c] + "[]") for c in COLUMNS),
-        updates=sql.SQL(", ").join(
-            sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in MUTABLE_COLUMNS
-        ),
+    return (
+        sql.SQL(
+            "WITH ev AS ("
+            "  SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[], %s::int[])"
+            "  WITH ORDINALITY AS ev(originator_id, originator_version, topic, state, cmd, pos)"
+            "), refused AS ("
+            # a command is refused if any of its events' keys is taken in the table ...
+            "  SELECT ev.cmd FROM ev JOIN {events} t"
+            "    ON t.originator_id = ev.originator_id"
+            "   AND t.originator_version = ev.originator_version"
+            "  UNION"
+            # ... or by an earlier command of the same batch
+            "  SELECT cmd FROM (SELECT cmd, min(cmd) OVER ("
+            "    PARTITION BY originator_id, originator_version) AS first FROM ev) AS keys"
+            "  WHERE cmd > first"
+            "), inserted AS ("
+            "  INSERT INTO {events} (originator_id, originator_version, topic, state)"
+            "  SELECT originator_id, originator_version, topic, state FROM ev"
+            "  WHERE cmd NOT IN (SELECT cmd FROM refused) ORDER BY pos"
+            "  RETURNING notification_id, originator_id, originator_version"
+            "), upserted AS ("
+            "  INSERT INTO {credentials} ({columns})"
+            "  SELECT DISTINCT ON (r.credential_id) {r_columns}"
+            "  FROM unnest({arrays}, %s::int[]) AS r({columns}, cmd)"
+            "  WHERE r.cmd NOT IN (SELECT cmd FROM refused)"
+            "  ORDER BY r.credential_id, r.version DESC"
+            "  ON CONFLICT (credential_id) DO UPDATE SET {updates}"
+            "  WHERE {credentials}.version < EXCLUDED.version"
+            "  RETURNING 1"
+            ") "
+            "SELECT cmd, NULL::bigint AS notification_id, NULL::uuid AS originator_id,"
+            "       NULL::bigint AS originator_version FROM refused "
+            "UNION ALL "
+            "SELECT NULL, notification_id, originator_id, originator_version FROM inserted"
+        )
+        .format(
+            events=events,
+            credentials=credentials,
+            columns=columns,
+            r_columns=sql.SQL(", ").join(sql.Identifier("r", c) for c in COLUMNS),
+            arrays=sql.SQL(", ").join(sql.SQL("%s::" + SQL_TYPES[c] + "[]") for c in COLUMNS),
+            updates=sql.SQL(", ").join(
+                sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in MUTABLE_COLUMNS
+            ),
+        )
+        .as_string()
     )
 
 
@@ -123,8 +127,13 @@ class LedgerRecorder(PostgresApplicationRecorder):
 
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
+        # Rendered once: psycopg would re-render a Composed statement on every execute.
         self._batch = _batch_statement(datastore.schema, events_table_name)
-        self._notify = sql.SQL("NOTIFY {}").format(sql.Identifier(self.channel_name))
+        self._notify = sql.SQL("NOTIFY {}").format(sql.Identifier(self.channel_name)).as_string()
+        self._lock = [
+            statement.as_string() if isinstance(statement, sql.Composable) else statement
+            for statement in self.lock_table_statements
+        ]
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -149,8 +158,9 @@ class LedgerRecorder(PostgresApplicationRecorder):
                 with conn.cursor() as control, conn.cursor() as batch:
                     with conn.pipeline():
                         control.execute("BEGIN")
-                        self._lock_table(control)
-                        batch.execute(self._batch, params, prepare=True)
+                        for statement in self._lock:
+                            control.execute(statement, prepare=True)
+                        batch.execute(self._batch, params, prepare=True, binary=True)
                         control.execute(self._notify)
                         control.execute("COMMIT")
                     rows = batch.fetchall()
