@@ -1,0 +1,1 @@
+"""Benchmarks of the ledger, run from the repository root (``make bench``)."""
