@@ -28,7 +28,13 @@ class Settings(BaseSettings):
         default=256, ge=1, le=10_000, description="most commands that share one write transaction"
     )
     writer_threads: int = Field(
-        default=2, ge=1, le=16, description="write transactions a process keeps in flight"
+        default=1, ge=1, le=16, description="write transactions a process keeps in flight"
+    )
+    write_linger_ms: float = Field(
+        default=2.0,
+        ge=0,
+        le=50,
+        description="longest a write waits for as many commands as the previous batch carried",
     )
     command_attempts: int = Field(
         default=20, ge=1, le=1000, description="tries of a command that loses optimistic races"

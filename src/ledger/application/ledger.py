@@ -150,7 +150,10 @@ class Ledger(Application[UUID]):
             raise TypeError(msg)
         self.credentials = CredentialsTable(recorder.datastore)
         self.writer = GroupCommitWriter(
-            recorder, max_batch=self.settings.max_batch, threads=self.settings.writer_threads
+            recorder,
+            max_batch=self.settings.max_batch,
+            threads=self.settings.writer_threads,
+            linger_s=self.settings.write_linger_ms / 1000,
         )
 
     # ----------------------------------------------------------------------- infrastructure
