@@ -129,6 +129,18 @@ class LedgerRecorder(PostgresApplicationRecorder):
         super().__init__(datastore, events_table_name=events_table_name)
         # Rendered once: psycopg would re-render a Composed statement on every execute.
         self._batch = _batch_statement(datastore.schema, events_table_name)
+        events = sql.Identifier(datastore.schema, events_table_name)
+        credentials = sql.Identifier(datastore.schema, CREDENTIALS_TABLE)
+        self._credential_and_workspace = (
+            sql.SQL(
+                "SELECT originator_id, originator_version, topic, state FROM {events} "
+                "WHERE originator_id = %(id)s OR originator_id = "
+                "(SELECT workspace_id FROM {credentials} WHERE credential_id = %(id)s) "
+                "ORDER BY originator_id, originator_version"
+            )
+            .format(events=events, credentials=credentials)
+            .as_string()
+        )
         self._notify = sql.SQL("NOTIFY {}").format(sql.Identifier(self.channel_name)).as_string()
         self._lock = [
             statement.as_string() if isinstance(statement, sql.Composable) else statement
@@ -183,6 +195,20 @@ class LedgerRecorder(PostgresApplicationRecorder):
             else [notification_ids[(e.originator_id, e.originator_version)] for e in c.events]
             for index, c in enumerate(commands)
         ]
+
+    def select_credential_and_workspace(self, credential_id: UUID) -> list[StoredEvent]:
+        """The events of a credential and of its workspace (if it has one), in one query."""
+        with self.datastore.get_connection() as conn, conn.cursor() as cursor:
+            cursor.execute(self._credential_and_workspace, {"id": credential_id}, prepare=True)
+            return [
+                StoredEvent(
+                    originator_id=row["originator_id"],
+                    originator_version=row["originator_version"],
+                    topic=row["topic"],
+                    state=bytes(row["state"]),
+                )
+                for row in cursor.fetchall()
+            ]
 
     @staticmethod
     def _end_failed_transaction(conn: psycopg.Connection[Any]) -> None:

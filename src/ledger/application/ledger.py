@@ -148,6 +148,7 @@ class Ledger(Application[UUID]):
         if not isinstance(recorder, LedgerRecorder):  # pragma: no cover - configuration error
             msg = "the ledger needs its own recorder"
             raise TypeError(msg)
+        self._recorder = recorder
         self.credentials = CredentialsTable(recorder.datastore)
         self.writer = GroupCommitWriter(
             recorder,
@@ -225,6 +226,21 @@ class Ledger(Application[UUID]):
         if not isinstance(aggregate, cls):
             raise missing
         return aggregate
+
+    def _load_credential_and_workspace(
+        self, credential_id: UUID
+    ) -> tuple[Credential | None, Workspace | None]:
+        """A credential and its workspace, replayed from one query (an exchange needs both)."""
+        streams: dict[UUID | str, LedgerAggregate | None] = {}
+        for stored in self._recorder.select_credential_and_workspace(credential_id):
+            event = self.mapper.to_domain_event(stored)
+            assert isinstance(event, LedgerAggregate.Event)
+            streams[stored.originator_id] = event.mutate(streams.get(stored.originator_id))
+        credential = streams.get(credential_id)
+        if not isinstance(credential, Credential):
+            return None, None
+        workspace = streams.get(credential.workspace_id) if credential.workspace_id else None
+        return credential, workspace if isinstance(workspace, Workspace) else None
 
     def _user_id(self, by: Principal) -> UUID:
         if by.kind is not TokenKind.PERSONAL_ACCESS_TOKEN or by.user_id is None:
@@ -486,10 +502,14 @@ class Ledger(Application[UUID]):
             raise MalformedInstallToken
         daemon = validation.daemon_id(daemon_id)
         now = self.clock.now()
-        install = self._load(Credential, Credential.create_id(hash_token(raw)), InvalidInstallToken)
+        install, workspace = self._load_credential_and_workspace(
+            Credential.create_id(hash_token(raw))
+        )
+        if install is None:
+            raise InvalidInstallToken
         install.check_exchangeable(now)
-        assert install.workspace_id is not None and install.created_by is not None
-        workspace = self._load(Workspace, install.workspace_id, InvalidInstallToken)
+        if workspace is None or install.created_by is None:
+            raise InvalidInstallToken
         issuer_role = workspace.role_of(install.created_by)
         if issuer_role is None or not issuer_role.can_administer:
             raise IssuerNotAdmin
