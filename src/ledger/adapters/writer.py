@@ -61,6 +61,9 @@ class GroupCommitWriter:
         self._queue: deque[_Pending] = deque()
         self._wakeup = threading.Condition()
         self._closed = False
+        # Queue length at which a waiting writer wants waking (raised while it lingers, so that
+        # each submit does not wake it just to count and sleep again).
+        self._wanted = 1
         self._threads: list[threading.Thread] = []
         self.stats = WriterStats()
 
@@ -79,7 +82,8 @@ class GroupCommitWriter:
                 for thread in self._threads:
                     thread.start()
             self._queue.append(pending)
-            self._wakeup.notify()
+            if len(self._queue) >= self._wanted:
+                self._wakeup.notify()
         pending.done.wait()
         if pending.error is not None:
             # A fresh exception per caller: one error object is never raised in two threads.
@@ -125,11 +129,15 @@ class GroupCommitWriter:
         if len(self._queue) >= expected or self._linger_s <= 0:
             return
         deadline = time.monotonic() + self._linger_s
-        while len(self._queue) < expected and not self._closed:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            self._wakeup.wait(remaining)
+        self._wanted = expected
+        try:
+            while len(self._queue) < expected and not self._closed:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                self._wakeup.wait(remaining)
+        finally:
+            self._wanted = 1
 
     def _write(self, batch: Sequence[_Pending]) -> None:
         try:
