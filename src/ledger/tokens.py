@@ -51,15 +51,15 @@ def hash_token(raw: str) -> str:
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
+_UNBIASED_BELOW = 248  # 4 * 62: a random byte below this, taken mod 62, is exactly uniform
+
+
 def _random_body() -> str:
-    # 256 random bits reduced to 30 base62 digits (62**30 ~ 2**178.6): the reduction's bias is
-    # below 2**-77, and it costs one system call instead of thirty.
-    value = int.from_bytes(secrets.token_bytes(32), "big")
-    digits = []
-    for _ in range(RANDOM_LENGTH):
-        value, digit = divmod(value, 62)
-        digits.append(ALPHABET[digit])
-    return "".join(digits)
+    # Rejection sampling over random bytes: uniform characters, one system call (almost always).
+    chars: list[str] = []
+    while len(chars) < RANDOM_LENGTH:
+        chars += [ALPHABET[b % 62] for b in secrets.token_bytes(40) if b < _UNBIASED_BELOW]
+    return "".join(chars[:RANDOM_LENGTH])
 
 
 def issue(kind: TokenKind) -> IssuedToken:

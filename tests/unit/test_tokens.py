@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from collections import Counter
 
 import pytest
 
@@ -66,3 +67,15 @@ def test_malformed_text_is_not_a_token(text: str) -> None:
 def test_a_token_with_another_prefix_fails_the_checksum() -> None:
     raw = issue(TokenKind.INSTALL_TOKEN).raw
     assert parse_kind("mdt_" + raw[4:]) is None
+
+
+def test_random_characters_are_uniform_over_the_alphabet() -> None:
+    counts = Counter(
+        char
+        for _ in range(2000)
+        for char in issue(TokenKind.DAEMON_TOKEN).raw[4 : 4 + RANDOM_LENGTH]
+    )
+    expected = 2000 * RANDOM_LENGTH / len(ALPHABET)  # ~968 per character
+    assert set(counts) == set(ALPHABET)
+    # A mod-62 bias over bytes would give 0-7 about 25% more; sampling noise is ~3%.
+    assert all(0.85 * expected < n < 1.15 * expected for n in counts.values()), counts
