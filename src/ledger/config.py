@@ -36,6 +36,15 @@ class Settings(BaseSettings):
         le=50,
         description="longest a write waits for as many commands as the previous batch carried",
     )
+    verify_cache_max_ttl_s: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        description="longest a verify result is cached (0: no cache, every process exact)",
+    )
+    verify_cache_max_entries: int = Field(
+        default=100_000, ge=0, le=10_000_000, description="most tokens the verify cache holds"
+    )
     command_attempts: int = Field(
         default=20, ge=1, le=1000, description="tries of a command that loses optimistic races"
     )

@@ -189,19 +189,30 @@ def test_an_install_token_is_never_a_bearer(ledger: Ledger) -> None:
         ledger.verify(install.token, PAT | DAEMON)
 
 
-def test_revocation_is_seen_by_verify_the_moment_it_returns(
-    ledger: Ledger, database_url: str, settings: Settings, clock: ManualClock
+def test_a_revocation_is_refused_at_once_by_the_process_that_made_it(ledger: Ledger) -> None:
+    me, _ = new_user(ledger)
+    minted = ledger.mint_personal_access_token(me, "t", None)
+    assert ledger.verify(minted.token).credential_id == minted.info.id  # now cached
+    ledger.revoke_personal_access_token(me, minted.info.id)
+    with pytest.raises(InvalidToken):
+        ledger.verify(minted.token)
+
+
+def test_without_a_cache_every_process_is_exact(
+    ledger: Ledger, database_url: str, clock: ManualClock
 ) -> None:
     me, _ = new_user(ledger)
     minted = ledger.mint_personal_access_token(me, "t", None)
-    other_process = Ledger(database_url, settings=settings, clock=clock)
+    exact = Ledger(
+        database_url, settings=Settings(pool_size=1, verify_cache_max_ttl_s=0), clock=clock
+    )
     try:
-        assert other_process.verify(minted.token).credential_id == minted.info.id
+        assert exact.verify(minted.token).credential_id == minted.info.id
         ledger.revoke_personal_access_token(me, minted.info.id)
         with pytest.raises(InvalidToken):
-            other_process.verify(minted.token)
+            exact.verify(minted.token)
     finally:
-        other_process.close()
+        exact.close()
 
 
 # ----------------------------------------------------------------------------- workspaces

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -72,6 +73,7 @@ from ledger.errors import (
     WorkspaceNotFound,
 )
 from ledger.tokens import hash_token, issue, parse_kind
+from ledger.verifier import CacheInvalidator, Verifier, VerifierCache
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +151,16 @@ class Ledger(Application[UUID]):
             msg = "the ledger needs its own recorder"
             raise TypeError(msg)
         self._recorder = recorder
+        self._database_url = database_url
         self.credentials = CredentialsTable(recorder.datastore)
+        cache = VerifierCache(
+            clock=self.clock,
+            max_ttl=timedelta(seconds=self.settings.verify_cache_max_ttl_s),
+            max_entries=self.settings.verify_cache_max_entries,
+        )
+        self.verifier = Verifier(self.credentials, cache, self.clock)
+        self._invalidator: CacheInvalidator | None = None
+        self._invalidator_lock = threading.Lock()
         self.writer = GroupCommitWriter(
             recorder,
             max_batch=self.settings.max_batch,
@@ -200,6 +211,8 @@ class Ledger(Application[UUID]):
         notification_ids = self.writer.submit(BatchCommand(stored, rows))
         if notification_ids is None:
             raise ConcurrencyConflict
+        # This process refuses what it just revoked the moment the call returns.
+        self.verifier.cache.evict(row.credential_id for row in rows)
         return [
             Recording(
                 domain_event=event,
@@ -215,8 +228,25 @@ class Ledger(Application[UUID]):
         ]
 
     def close(self) -> None:
+        if self._invalidator is not None:
+            self._invalidator.stop()
         self.writer.close()
         super().close()
+
+    def _ensure_invalidator(self) -> None:
+        """Start following other processes' changes before the cache holds anything."""
+        if self._invalidator is not None or not self.verifier.cache.enabled:
+            return
+        with self._invalidator_lock:
+            if self._invalidator is None:
+                invalidator = CacheInvalidator(
+                    self._database_url,
+                    self.verifier.cache,
+                    events_table=self._recorder.events_table_name,
+                    channel=self._recorder.channel_name,
+                )
+                invalidator.start()
+                self._invalidator = invalidator
 
     def _load(self, cls: type[A], aggregate_id: UUID, missing: type[LedgerError]) -> A:
         try:
@@ -256,23 +286,13 @@ class Ledger(Application[UUID]):
     def verify(self, raw: str, allowed_kinds: Iterable[TokenKind] = ALL_KINDS) -> Principal:
         """The principal behind a usable token, or ``InvalidToken``.
 
-        Format and checksum are checked first, with no store access. The lookup reads the
-        credentials table, which commits with the events: a revocation is seen at once.
+        Format and checksum are checked first, with no store access. Then the verifier's cache,
+        else the credentials table (which commits with the events). A change made through this
+        process is seen at once; one made by another process within the propagation bound
+        (``ledger.verifier``), never later than ``LEDGER_VERIFY_CACHE_MAX_TTL_S``.
         """
-        kind = parse_kind(raw) if isinstance(raw, str) else None
-        if kind is None or kind not in frozenset(allowed_kinds):
-            raise InvalidToken
-        row = self.credentials.get(Credential.create_id(hash_token(raw)))
-        if row is None or not row.is_usable(self.clock.now()):
-            raise InvalidToken
-        return Principal(
-            credential_id=row.credential_id,
-            kind=row.token_kind,
-            user_id=row.user_id,
-            workspace_id=row.workspace_id,
-            daemon_id=row.daemon_id,
-            expires_at=row.expires_at,
-        )
+        self._ensure_invalidator()
+        return self.verifier.verify(raw, allowed_kinds)
 
     # ------------------------------------------------------------------------------ users
 

@@ -1,0 +1,84 @@
+"""The cached verifier across processes: another process refuses a revoked token soon after."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from ledger.application import Ledger
+from ledger.config import Settings
+from ledger.errors import InvalidToken
+from tests.integration.conftest import new_user
+
+FOLLOWER = Path(__file__).with_name("verify_follower.py")
+
+
+@pytest.fixture
+def wall_clock_ledger(database_url: str) -> Iterator[Ledger]:
+    """A ledger on the system clock: a second process cannot share a test's manual clock."""
+    app = Ledger(database_url, settings=Settings(pool_size=2))
+    try:
+        yield app
+    finally:
+        app.close()
+
+
+def test_a_revocation_in_one_process_is_seen_by_a_verifier_in_another(
+    wall_clock_ledger: Ledger, database_url: str
+) -> None:
+    ledger = wall_clock_ledger
+    me, _ = new_user(ledger)
+    minted = ledger.mint_personal_access_token(me, "watched", None)
+    with subprocess.Popen(
+        [sys.executable, str(FOLLOWER), database_url, minted.token],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as follower:
+        try:
+            assert follower.stdout is not None
+            assert follower.stdout.readline().strip() == "cached"  # its cache holds the token
+            ledger.revoke_personal_access_token(me, minted.info.id)
+            # The follower prints "refused" when its verifier refuses the token; it gives up
+            # (and prints "still accepted") after 30 s, far beyond the propagation bound.
+            assert follower.stdout.readline().strip() == "refused"
+            assert follower.wait(timeout=30) == 0
+        finally:
+            if follower.poll() is None:
+                follower.kill()
+
+
+def test_the_invalidator_survives_a_dropped_connection(
+    wall_clock_ledger: Ledger, database_url: str
+) -> None:
+    ledger = wall_clock_ledger
+    me, _ = new_user(ledger)
+    minted = ledger.mint_personal_access_token(me, "t", None)
+    other = Ledger(database_url, settings=Settings(pool_size=1))
+    try:
+        assert other.verify(minted.token).credential_id == minted.info.id
+        with psycopg.connect(database_url, autocommit=True) as admin:
+            # Cut every LISTENing session: the invalidators' connections.
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE query LIKE 'LISTEN%%' AND pid <> pg_backend_pid()"
+            )
+        ledger.revoke_personal_access_token(me, minted.info.id)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                other.verify(minted.token)
+            except InvalidToken:
+                break
+            assert time.monotonic() < deadline, "revocation never reached the other verifier"
+            time.sleep(0.01)
+    finally:
+        other.close()
