@@ -45,6 +45,15 @@ class Settings(BaseSettings):
     verify_cache_max_entries: int = Field(
         default=100_000, ge=0, le=10_000_000, description="most tokens the verify cache holds"
     )
+    last_used_flush_s: float = Field(
+        default=30.0, gt=0, le=60, description="how often buffered last_used_at values are written"
+    )
+    last_used_max_entries: int = Field(
+        default=100_000,
+        ge=1,
+        le=10_000_000,
+        description="most credentials buffered for last_used_at",
+    )
     command_attempts: int = Field(
         default=20, ge=1, le=1000, description="tries of a command that loses optimistic races"
     )

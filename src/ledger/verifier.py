@@ -34,6 +34,7 @@ from ledger.clock import Clock
 from ledger.domain import Credential, TokenKind
 from ledger.errors import InvalidToken
 from ledger.tokens import hash_token, parse_kind
+from ledger.usage import UsageRecorder
 
 log = logging.getLogger(__name__)
 
@@ -126,10 +127,17 @@ class VerifierCache:
 class Verifier:
     """``verify(raw, kinds)`` → ``Principal``, through the cache."""
 
-    def __init__(self, credentials: CredentialsTable, cache: VerifierCache, clock: Clock) -> None:
+    def __init__(
+        self,
+        credentials: CredentialsTable,
+        cache: VerifierCache,
+        clock: Clock,
+        usage: UsageRecorder | None = None,
+    ) -> None:
         self._credentials = credentials
         self.cache = cache
         self._clock = clock
+        self._usage = usage
 
     def verify(self, raw: str, allowed_kinds: Iterable[TokenKind] = ALL_KINDS) -> Principal:
         kind = parse_kind(raw) if isinstance(raw, str) else None
@@ -145,6 +153,8 @@ class Verifier:
             self.cache.put(credential_id, row, now)
         if row is None or not row.is_usable(now):
             raise InvalidToken
+        if self._usage is not None:
+            self._usage.note(row.credential_id, now)
         return Principal(
             credential_id=row.credential_id,
             kind=row.token_kind,

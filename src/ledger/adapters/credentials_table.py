@@ -41,6 +41,8 @@ class CredentialRow:
     revoked_reason: str | None
     consumed_at: datetime | None
     version: int
+    last_used_at: datetime | None = None
+    """Approximate, written in batches by ``ledger.usage``; never by the event-insert path."""
 
     @classmethod
     def of(cls, credential: Credential) -> CredentialRow:
@@ -78,6 +80,8 @@ class CredentialRow:
 
 
 COLUMNS = tuple(f.name for f in fields(CredentialRow))
+WRITE_COLUMNS = tuple(c for c in COLUMNS if c != "last_used_at")
+"""What the event-insert transaction writes: everything but the usage timestamp."""
 SQL_TYPES = {
     "credential_id": "uuid",
     "token_hash": "text",
@@ -95,15 +99,16 @@ SQL_TYPES = {
     "revoked_reason": "text",
     "consumed_at": "timestamptz",
     "version": "bigint",
+    "last_used_at": "timestamptz",
 }
 MUTABLE_COLUMNS = ("expires_at", "revoked_at", "revoked_reason", "consumed_at", "version")
 
 
-_row_values = attrgetter(*COLUMNS)
+_row_values = attrgetter(*WRITE_COLUMNS)
 
 
 def row_values(row: CredentialRow) -> tuple[Any, ...]:
-    """The row's values in ``COLUMNS`` order (no copies, unlike ``dataclasses.astuple``)."""
+    """The row's values in ``WRITE_COLUMNS`` order (no copies, unlike ``dataclasses.astuple``)."""
     values: tuple[Any, ...] = _row_values(row)
     return values
 
@@ -132,6 +137,15 @@ class CredentialsTable:
                 "WHERE workspace_id = %s AND kind = %s ORDER BY created_at DESC, credential_id"
             )
         ).as_string()
+        self._record_last_used = (
+            sql.SQL(
+                "UPDATE {table} AS c SET last_used_at = u.at "
+                "FROM unnest(%s::uuid[], %s::timestamptz[]) AS u(id, at) "
+                "WHERE c.credential_id = u.id AND (c.last_used_at IS NULL OR c.last_used_at < u.at)"
+            )
+            .format(table=table)
+            .as_string()
+        )
         self._live_issued_by = (
             select
             + sql.SQL(
@@ -145,6 +159,13 @@ class CredentialsTable:
         with self._datastore.get_connection() as conn, conn.cursor() as cursor:
             cursor.execute(statement, params, prepare=True)
             return [CredentialRow(**row) for row in cursor.fetchall()]
+
+    def record_last_used(self, uses: dict[UUID, datetime]) -> None:
+        """Advance ``last_used_at`` of many credentials in one statement (never backwards)."""
+        if not uses:
+            return
+        with self._datastore.get_connection() as conn, conn.cursor() as cursor:
+            cursor.execute(self._record_last_used, (list(uses), list(uses.values())))
 
     def get(self, credential_id: UUID) -> CredentialRow | None:
         rows = self._fetch(self._by_id, (credential_id,))

@@ -25,9 +25,9 @@ from psycopg import sql
 from psycopg.pq import TransactionStatus
 
 from ledger.adapters.credentials_table import (
-    COLUMNS,
     MUTABLE_COLUMNS,
     SQL_TYPES,
+    WRITE_COLUMNS,
     CredentialRow,
     row_values,
 )
@@ -49,7 +49,7 @@ class BatchIntegrityError(IntegrityError):
 def _batch_statement(schema: str, events_table: str) -> str:
     events = sql.Identifier(schema, events_table)
     credentials = sql.Identifier(schema, CREDENTIALS_TABLE)
-    columns = sql.SQL(", ").join(sql.Identifier(c) for c in COLUMNS)
+    columns = sql.SQL(", ").join(sql.Identifier(c) for c in WRITE_COLUMNS)
     return (
         sql.SQL(
             "WITH ev AS ("
@@ -89,8 +89,8 @@ def _batch_statement(schema: str, events_table: str) -> str:
             events=events,
             credentials=credentials,
             columns=columns,
-            r_columns=sql.SQL(", ").join(sql.Identifier("r", c) for c in COLUMNS),
-            arrays=sql.SQL(", ").join(sql.SQL("%s::" + SQL_TYPES[c] + "[]") for c in COLUMNS),
+            r_columns=sql.SQL(", ").join(sql.Identifier("r", c) for c in WRITE_COLUMNS),
+            arrays=sql.SQL(", ").join(sql.SQL("%s::" + SQL_TYPES[c] + "[]") for c in WRITE_COLUMNS),
             updates=sql.SQL(", ").join(
                 sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in MUTABLE_COLUMNS
             ),
@@ -106,7 +106,7 @@ def _batch_params(commands: Sequence[BatchCommand]) -> list[list[Any]]:
     topics: list[str] = []
     states: list[bytes] = []
     event_commands: list[int] = []
-    row_columns: list[list[Any]] = [[] for _ in COLUMNS]
+    row_columns: list[list[Any]] = [[] for _ in WRITE_COLUMNS]
     row_commands: list[int] = []
     for index, command in enumerate(commands):
         for event in command.events:

@@ -73,6 +73,7 @@ from ledger.errors import (
     WorkspaceNotFound,
 )
 from ledger.tokens import hash_token, issue, parse_kind
+from ledger.usage import UsageRecorder
 from ledger.verifier import CacheInvalidator, Verifier, VerifierCache
 
 log = logging.getLogger(__name__)
@@ -158,7 +159,12 @@ class Ledger(Application[UUID]):
             max_ttl=timedelta(seconds=self.settings.verify_cache_max_ttl_s),
             max_entries=self.settings.verify_cache_max_entries,
         )
-        self.verifier = Verifier(self.credentials, cache, self.clock)
+        self.usage = UsageRecorder(
+            self.credentials,
+            interval_s=self.settings.last_used_flush_s,
+            max_entries=self.settings.last_used_max_entries,
+        )
+        self.verifier = Verifier(self.credentials, cache, self.clock, self.usage)
         self._invalidator: CacheInvalidator | None = None
         self._invalidator_lock = threading.Lock()
         self.writer = GroupCommitWriter(
@@ -230,6 +236,7 @@ class Ledger(Application[UUID]):
     def close(self) -> None:
         if self._invalidator is not None:
             self._invalidator.stop()
+        self.usage.close()
         self.writer.close()
         super().close()
 

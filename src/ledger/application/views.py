@@ -58,7 +58,7 @@ class TokenInfo:
             name=row.name or "",
             token_prefix=row.token_prefix,
             expires_at=row.expires_at,
-            last_used_at=None,
+            last_used_at=row.last_used_at,
             created_at=row.created_at,
         )
 
@@ -121,5 +121,5 @@ class DaemonTokenInfo:
             created_at=row.created_at,
             expires_at=row.expires_at,
             revoked_at=row.revoked_at,
-            last_used_at=None,
+            last_used_at=row.last_used_at,
         )

@@ -1,0 +1,96 @@
+"""``last_used_at``: approximate, buffered in memory, written in batches, never once per request.
+
+Each successful verification notes ``(credential id → instant)`` in a bounded in-memory buffer
+(a dict: a token used a thousand times in a window costs one entry). A background thread writes
+the buffer every ``interval`` (default 30 s) in one ``UPDATE … FROM unnest(…)`` that only moves
+``last_used_at`` forward. A full buffer wakes the writer early; while it is full, uses of tokens
+not already in it are not noted (the value is approximate by contract).
+
+Accuracy: ``last_used_at`` lags the real last use by at most ``interval`` plus one write, and
+a use noted in the last ``interval`` before the process dies without closing is lost (a closed
+ledger flushes). It is the instant of the most recent verification noted, per process: with
+several processes the column takes the latest.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime
+from uuid import UUID
+
+from ledger.adapters.credentials_table import CredentialsTable
+
+log = logging.getLogger(__name__)
+
+
+class UsageRecorder:
+    """Buffers the last use of each credential and writes the buffer in batches."""
+
+    def __init__(
+        self, credentials: CredentialsTable, *, interval_s: float, max_entries: int
+    ) -> None:
+        self._credentials = credentials
+        self._interval_s = interval_s
+        self._max_entries = max_entries
+        self._buffer: dict[UUID, datetime] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.dropped = 0
+        self.writes = 0
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._buffer)
+
+    def note(self, credential_id: UUID, at: datetime) -> None:
+        """Remember that ``credential_id`` was used at ``at`` (cheap: no I/O)."""
+        with self._lock:
+            if credential_id not in self._buffer and len(self._buffer) >= self._max_entries:
+                self.dropped += 1
+                self._wake.set()
+                return
+            seen = self._buffer.get(credential_id)
+            if seen is None or seen < at:
+                self._buffer[credential_id] = at
+            if self._thread is None and self._interval_s > 0:
+                self._thread = threading.Thread(
+                    target=self._run, name="ledger-last-used", daemon=True
+                )
+                self._thread.start()
+
+    def flush(self) -> None:
+        """Write what is buffered now (also called on close)."""
+        with self._lock:
+            uses, self._buffer = self._buffer, {}
+        if not uses:
+            return
+        try:
+            self._credentials.record_last_used(uses)
+            self.writes += 1
+        except Exception as error:  # noqa: BLE001 - approximate data: keep it for the next try
+            log.warning("could not write last_used_at: %s", type(error).__name__)
+            with self._lock:
+                for credential_id, at in uses.items():
+                    seen = self._buffer.get(credential_id)
+                    if (seen is None or seen < at) and len(self._buffer) < self._max_entries:
+                        self._buffer[credential_id] = at
+
+    def close(self) -> None:
+        """Stop the background writer and write what is left."""
+        self._stop.set()
+        self._wake.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join()
+        self.flush()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self._interval_s)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            self.flush()

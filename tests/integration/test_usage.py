@@ -1,0 +1,82 @@
+"""last_used_at through the ledger: written in batches, read by the list operations."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import psycopg
+
+from ledger.application import Ledger
+from ledger.clock import ManualClock
+from ledger.domain import TokenKind
+from tests.integration.conftest import START, new_user
+
+
+def test_a_verified_token_shows_when_it_was_last_used_once_flushed(
+    ledger: Ledger, clock: ManualClock
+) -> None:
+    me, _ = new_user(ledger)
+    minted = ledger.mint_personal_access_token(me, "cli", None)
+    clock.advance(timedelta(minutes=3))
+    for _ in range(50):
+        ledger.verify(minted.token)
+    [listed] = [t for t in ledger.list_personal_access_tokens(me) if t.id == minted.info.id]
+    assert listed.last_used_at is None  # approximate: not written per request
+    ledger.usage.flush()
+    [listed] = [t for t in ledger.list_personal_access_tokens(me) if t.id == minted.info.id]
+    assert listed.last_used_at == START + timedelta(minutes=3)
+
+
+def test_daemon_tokens_show_their_last_use(ledger: Ledger, clock: ManualClock) -> None:
+    owner, _ = new_user(ledger)
+    workspace = ledger.create_workspace(owner, "w")
+    daemon = ledger.exchange_install_token(
+        ledger.mint_install_token(owner, workspace.id).token, "d"
+    )
+    clock.advance(timedelta(seconds=42))
+    ledger.verify(daemon.token, {TokenKind.DAEMON_TOKEN})
+    ledger.usage.flush()
+    [listed] = ledger.list_daemon_tokens(owner, workspace.id)
+    assert listed.last_used_at == START + timedelta(seconds=42)
+
+
+def test_last_used_at_never_moves_backwards(ledger: Ledger, clock: ManualClock) -> None:
+    me, _ = new_user(ledger)
+    minted = ledger.mint_personal_access_token(me, "t", None)
+    clock.advance(timedelta(hours=1))
+    ledger.verify(minted.token)
+    ledger.usage.flush()
+    clock.set(START + timedelta(minutes=1))  # another process, with an older use
+    ledger.verifier.cache.clear()
+    ledger.verify(minted.token)
+    ledger.usage.flush()
+    [listed] = [t for t in ledger.list_personal_access_tokens(me) if t.id == minted.info.id]
+    assert listed.last_used_at == START + timedelta(hours=1)
+
+
+def test_a_later_mutation_does_not_erase_last_used_at(ledger: Ledger, clock: ManualClock) -> None:
+    me, _ = new_user(ledger)
+    minted = ledger.mint_personal_access_token(me, "t", 3)
+    clock.advance(timedelta(minutes=1))
+    ledger.verify(minted.token)
+    ledger.usage.flush()
+    ledger.renew_personal_access_token(minted.token)  # rewrites the row's mutable columns
+    [listed] = [t for t in ledger.list_personal_access_tokens(me) if t.id == minted.info.id]
+    assert listed.last_used_at == START + timedelta(minutes=1)
+
+
+def test_closing_the_ledger_writes_the_buffer(
+    database_url: str, ledger: Ledger, clock: ManualClock
+) -> None:
+    me, _ = new_user(ledger)
+    minted = ledger.mint_personal_access_token(me, "t", None)
+    other = Ledger(database_url, clock=clock)
+    other.verify(minted.token)
+    other.close()
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT last_used_at FROM ledger_credentials WHERE credential_id = %s",
+            (minted.info.id,),
+        ).fetchone()
+    assert row is not None
+    assert row[0] == START
