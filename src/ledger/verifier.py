@@ -170,8 +170,9 @@ class CacheInvalidator:
 
     A thread LISTENs on the events table's channel (the recorder NOTIFYs once per committed
     batch) and reads the ids of the events after its last position; it also looks every
-    ``poll_s`` without a notification. On any connection error it clears the cache, waits, and
-    starts again from the then-current end of the log.
+    ``poll_s`` without a notification. On any connection error it clears the cache, waits,
+    reconnects and catches up from the position it had reached, so a change committed while it
+    was disconnected is still evicted (entries cached meanwhile included).
     """
 
     BATCH = 10_000
@@ -205,7 +206,7 @@ class CacheInvalidator:
         self._thread = threading.Thread(
             target=self._run, name="ledger-cache-invalidator", daemon=True
         )
-        self.position = 0
+        self.position: int | None = None  # None until the first connection finds the log's end
 
     def start(self, timeout: float = 10.0) -> None:
         """Start the thread and wait until it listens (so no later change can be missed)."""
@@ -229,8 +230,10 @@ class CacheInvalidator:
                     if self._stop.is_set():
                         return
                     conn.execute(self._listen)
-                    row = conn.execute(self._head).fetchone()
-                    self.position = int(row[0]) if row else 0
+                    if self.position is None:
+                        row = conn.execute(self._head).fetchone()
+                        self.position = int(row[0]) if row else 0
+                    self._catch_up(conn)
                     self._ready.set()
                     backoff = 0.1
                     self._follow(conn)
@@ -250,6 +253,7 @@ class CacheInvalidator:
             self._catch_up(conn)
 
     def _catch_up(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+        assert self.position is not None
         while True:
             rows = conn.execute(self._since, (self.position, self.BATCH)).fetchall()
             if not rows:
