@@ -73,6 +73,10 @@ class VerifierCache:
         self._max_entries = max_entries
         self._entries: OrderedDict[UUID, _Entry] = OrderedDict()
         self._lock = threading.Lock()
+        # Bumped by every eviction. A reader notes it before reading the table and its fill is
+        # dropped if it moved: otherwise a row read just before a revocation committed could be
+        # cached just after the revocation's eviction, and let the revoked token back in.
+        self._epoch = 0
         self.stats = CacheStats()
 
     @property
@@ -96,8 +100,17 @@ class VerifierCache:
             self.stats.hits += 1
             return entry
 
-    def put(self, credential_id: UUID, row: CredentialRow | None, now: datetime) -> None:
-        """Remember ``row`` (or that there is none) for at most the allowed lifetime."""
+    @property
+    def epoch(self) -> int:
+        """Note this before reading the table; hand it to ``put``."""
+        with self._lock:
+            return self._epoch
+
+    def put(
+        self, credential_id: UUID, row: CredentialRow | None, now: datetime, epoch: int
+    ) -> None:
+        """Remember ``row`` (or that there is none) for at most the allowed lifetime, unless
+        something was evicted since ``epoch`` was read (the row may predate that change)."""
         if not self.enabled:
             return
         ttl = self._max_ttl if row is not None else self._unknown_ttl
@@ -107,6 +120,8 @@ class VerifierCache:
         if fresh_until <= now:
             return
         with self._lock:
+            if self._epoch != epoch:
+                return
             self._entries[credential_id] = _Entry(row, fresh_until)
             self._entries.move_to_end(credential_id)
             while len(self._entries) > self._max_entries:
@@ -114,12 +129,14 @@ class VerifierCache:
 
     def evict(self, credential_ids: Iterable[UUID]) -> None:
         with self._lock:
+            self._epoch += 1
             for credential_id in credential_ids:
                 if self._entries.pop(credential_id, None) is not None:
                     self.stats.evictions += 1
 
     def clear(self) -> None:
         with self._lock:
+            self._epoch += 1
             self.stats.evictions += len(self._entries)
             self._entries.clear()
 
@@ -149,8 +166,9 @@ class Verifier:
         if entry is not None:
             row = entry.row
         else:
+            epoch = self.cache.epoch
             row = self._credentials.get(credential_id)
-            self.cache.put(credential_id, row, now)
+            self.cache.put(credential_id, row, now, epoch)
         if row is None or not row.is_usable(now):
             raise InvalidToken
         if self._usage is not None:

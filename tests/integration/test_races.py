@@ -111,7 +111,7 @@ def test_revocation_racing_verification_never_lets_a_revoked_token_back(
     ledger = racing_ledger
     me, _ = new_user(ledger)
     with ThreadPoolExecutor(8) as pool:
-        for round_ in range(50):
+        for round_ in range(ROUNDS):
             token = ledger.mint_personal_access_token(me, f"v{round_}", None)
 
             def act(i: int, t: str = token.token, tid: object = token.info.id) -> str:

@@ -162,3 +162,16 @@ def test_kinds_are_checked_before_the_cache() -> None:
     assert table.reads == 0
     principal: Any = verifier.verify(raw, {TokenKind.PERSONAL_ACCESS_TOKEN})
     assert principal.credential_id == r.credential_id
+
+
+def test_a_row_read_before_an_eviction_is_not_cached_after_it() -> None:
+    """The race that would let a revoked token back in: read, revoke + evict, then fill."""
+    clock = ManualClock(T0)
+    _, r = row()
+    cache = VerifierCache(clock=clock, max_ttl=timedelta(seconds=60), max_entries=10)
+    epoch = cache.epoch  # a reader notes the epoch, then reads the (not yet revoked) row ...
+    cache.evict([r.credential_id])  # ... the revocation commits and evicts ...
+    cache.put(r.credential_id, r, T0, epoch)  # ... and the reader's stale fill arrives
+    assert cache.get(r.credential_id, T0) is None
+    cache.put(r.credential_id, r, T0, cache.epoch)  # a read that began after it is cached
+    assert cache.get(r.credential_id, T0) is not None
