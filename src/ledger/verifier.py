@@ -23,6 +23,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 import psycopg
@@ -220,7 +221,7 @@ class CacheInvalidator:
         )
         self._stop = threading.Event()
         self._ready = threading.Event()
-        self._conn: psycopg.Connection[tuple[object, ...]] | None = None
+        self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
         self._thread = threading.Thread(
             target=self._run, name="ledger-cache-invalidator", daemon=True
         )
@@ -264,19 +265,19 @@ class CacheInvalidator:
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
 
-    def _follow(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    def _follow(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
         while not self._stop.is_set():
             for _ in conn.notifies(timeout=self._poll_s, stop_after=1):
                 break
             self._catch_up(conn)
 
-    def _catch_up(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    def _catch_up(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
         assert self.position is not None
         while True:
             rows = conn.execute(self._since, (self.position, self.BATCH)).fetchall()
             if not rows:
                 return
-            self._cache.evict(UUID(str(r[1])) if not isinstance(r[1], UUID) else r[1] for r in rows)
-            self.position = int(str(rows[-1][0]))
+            self._cache.evict(originator_id for _, originator_id in rows)
+            self.position = rows[-1][0]
             if len(rows) < self.BATCH:
                 return

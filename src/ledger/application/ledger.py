@@ -74,15 +74,13 @@ from ledger.errors import (
 )
 from ledger.tokens import hash_token, issue, parse_kind
 from ledger.usage import UsageRecorder
-from ledger.verifier import CacheInvalidator, Verifier, VerifierCache
+from ledger.verifier import ALL_KINDS, CacheInvalidator, Verifier, VerifierCache
 
 log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 R = TypeVar("R")
 A = TypeVar("A", bound=LedgerAggregate)
-
-ALL_KINDS = frozenset(TokenKind)
 
 
 class ActorAsDict(Transcoding):
