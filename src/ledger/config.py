@@ -54,6 +54,15 @@ class Settings(BaseSettings):
         le=10_000_000,
         description="most credentials buffered for last_used_at",
     )
+    projection_batch_size: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="most events a projection writes per transaction",
+    )
+    run_projections: bool = Field(
+        default=True, description="run the projection runner inside `ledger serve`"
+    )
     command_attempts: int = Field(
         default=20, ge=1, le=1000, description="tries of a command that loses optimistic races"
     )

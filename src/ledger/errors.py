@@ -10,7 +10,9 @@
     │   ├── LastOwner                        "workspace must have at least one owner"
     │   ├── NotRenewable                     "only personal access tokens can be renewed"
     │   ├── DaemonIdRequired                 "daemon_id is required"
-    │   └── MalformedInstallToken            "invalid_install_token"
+    │   ├── MalformedInstallToken            "invalid_install_token"
+    │   ├── InvalidQueryParameter            "invalid query parameter"
+    │   └── UnknownProjection                "unknown projection"
     ├── AuthenticationFailed             401
     │   ├── MissingAuthorization             "missing authorization"
     │   ├── InvalidToken                     "invalid token"
@@ -113,6 +115,18 @@ class MalformedInstallToken(BadRequest):
     """Raised when an exchange's token is missing, not ``mit_``, or fails its checksum."""
 
     code = "invalid_install_token"
+
+
+class InvalidQueryParameter(BadRequest):
+    """Raised when an audit query's parameter (time, cursor, limit, type, ...) is invalid."""
+
+    code = "invalid query parameter"
+
+
+class UnknownProjection(BadRequest):
+    """Raised when a projection name is not one the ledger has."""
+
+    code = "unknown projection"
 
 
 class AuthenticationFailed(LedgerError):
@@ -253,6 +267,8 @@ HTTP_STATUS: dict[type[LedgerError], int] = {
     NotRenewable: 400,
     DaemonIdRequired: 400,
     MalformedInstallToken: 400,
+    InvalidQueryParameter: 400,
+    UnknownProjection: 400,
     AuthenticationFailed: 401,
     MissingAuthorization: 401,
     InvalidToken: 401,

@@ -72,6 +72,7 @@ from ledger.errors import (
     UserNotFound,
     WorkspaceNotFound,
 )
+from ledger.projections import AuditQueries, Projections
 from ledger.tokens import hash_token, issue, parse_kind
 from ledger.usage import UsageRecorder
 from ledger.verifier import ALL_KINDS, CacheInvalidator, Verifier, VerifierCache
@@ -165,6 +166,16 @@ class Ledger(Application[UUID]):
         self.verifier = Verifier(self.credentials, cache, self.clock, self.usage)
         self._invalidator: CacheInvalidator | None = None
         self._invalidator_lock = threading.Lock()
+        self.projections = Projections(
+            self,
+            recorder.datastore,
+            database_url=database_url,
+            events_table=recorder.events_table_name,
+            channel=recorder.channel_name,
+            clock=self.clock,
+            batch_size=self.settings.projection_batch_size,
+        )
+        self.audit = AuditQueries(self.projections, recorder.datastore)
         self.writer = GroupCommitWriter(
             recorder,
             max_batch=self.settings.max_batch,
@@ -231,7 +242,12 @@ class Ledger(Application[UUID]):
             for event, s, notification_id in zip(events, stored, notification_ids, strict=True)
         ]
 
+    @property
+    def database_url(self) -> str:
+        return self._database_url
+
     def close(self) -> None:
+        self.projections.stop()
         if self._invalidator is not None:
             self._invalidator.stop()
         self.usage.close()

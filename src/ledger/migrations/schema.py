@@ -14,6 +14,7 @@ from sqlalchemy import (
     Text,
     Uuid,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData()
 
@@ -56,3 +57,65 @@ credentials = Table(
     Index("ledger_credentials_issuer_idx", "workspace_id", "created_by"),
 )
 """The inline auth lookup table (written in the event-insert transaction)."""
+
+
+def tracking(name: str) -> Table:
+    """A projection's position, in eventsourcing's single-row tracking layout."""
+    return Table(
+        name,
+        metadata,
+        Column("application_name", Text, primary_key=True),
+        Column("notification_id", BigInteger),
+    )
+
+
+credentials_view = Table(
+    "ledger_credentials_view",
+    metadata,
+    Column("credential_id", Uuid, primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("token_prefix", Text, nullable=False),
+    Column("name", Text),
+    Column("user_id", Uuid),
+    Column("workspace_id", Uuid),
+    Column("daemon_id", Text),
+    Column("install_token_id", Uuid),
+    Column("created_by", Uuid),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True)),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("revoked_reason", Text),
+    Column("consumed_at", DateTime(timezone=True)),
+    Column("daemon_token_id", Uuid),
+    Column("version", BigInteger, nullable=False),
+    Index("ledger_credentials_view_user_idx", "user_id", "created_at"),
+    Index("ledger_credentials_view_workspace_idx", "workspace_id", "kind", "created_at"),
+)
+"""The Credentials projection (built from events by ``ledger.projections``)."""
+
+credentials_view_tracking = tracking("ledger_credentials_view_tracking")
+
+audit = Table(
+    "ledger_audit",
+    metadata,
+    Column("position", BigInteger, primary_key=True, autoincrement=False),
+    Column("stream_id", Uuid, nullable=False),
+    Column("stream_version", BigInteger, nullable=False),
+    Column("credential_id", Uuid),
+    Column("kind", Text),
+    Column("type", Text, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor_type", Text, nullable=False),
+    Column("actor_id", Text, nullable=False),
+    Column("workspace_id", Uuid),
+    Column("user_id", Uuid),
+    Column("data", JSONB, nullable=False),
+    Index("ledger_audit_credential_idx", "credential_id", "position"),
+    Index("ledger_audit_workspace_idx", "workspace_id", "position"),
+    Index("ledger_audit_user_idx", "user_id", "position"),
+    Index("ledger_audit_type_idx", "type", "position"),
+    Index("ledger_audit_at_idx", "at"),
+)
+"""The Audit trail projection: one row per credential or membership event."""
+
+audit_tracking = tracking("ledger_audit_tracking")

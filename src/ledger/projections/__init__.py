@@ -1,6 +1,38 @@
-"""Read models built one way from the events: the auditors' trail and the credential lists.
+"""Read models built one way from the events: the auditors' trail and the credential states.
 
-The asynchronous projections of the read-side issue live here. The auth lookup table is not
-one of them: it must be exact the moment a command returns, so the recorder writes it in the
-event-insert transaction (``ledger.adapters.credentials_table``, docs/adr/0005).
+- ``AuditTrail`` (``ledger_audit``): one row per credential or membership event;
+- ``Credentials`` (``ledger_credentials_view``): every credential's current state;
+- ``Projections``: the runner (batched catch-up, live following, rebuild, status);
+- ``AuditQueries``: ``history``, ``events`` and ``valid_at`` over them.
+
+The auth lookup table is not one of them: it must be exact the moment a command returns, so
+the recorder writes it in the event-insert transaction (``ledger.adapters.credentials_table``,
+docs/adr/0005). See docs/adr/0009 for how the projections run.
 """
+
+from ledger.projections.audit_trail import EVENT_TYPES, AuditTrail
+from ledger.projections.credentials import Credentials
+from ledger.projections.queries import (
+    AuditEvent,
+    AuditPage,
+    AuditQueries,
+    CredentialHistory,
+    CredentialState,
+    states_as_of,
+)
+from ledger.projections.runner import NAMES, Projections, ProjectionStatus
+
+__all__ = [
+    "EVENT_TYPES",
+    "NAMES",
+    "AuditEvent",
+    "AuditPage",
+    "AuditQueries",
+    "AuditTrail",
+    "CredentialHistory",
+    "CredentialState",
+    "Credentials",
+    "ProjectionStatus",
+    "Projections",
+    "states_as_of",
+]

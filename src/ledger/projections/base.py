@@ -1,0 +1,122 @@
+"""What every projection shares: a view that writes rows and position together, in batches.
+
+A projection (``eventsourcing.projection.Projection``) turns events into rows; its view (a
+``PostgresTrackingRecorder``) owns the tables and the tracking row. The runner hands a
+projection a *batch* of events inside one transaction in which it holds the tracking row's lock;
+the rows and the new position commit together or not at all, so processing is exactly-once and
+resumable, and two runners (two service processes) simply take turns.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar
+
+from eventsourcing.persistence import Tracking
+from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
+from eventsourcing.projection import Projection
+from psycopg import Cursor, sql
+from psycopg.rows import DictRow
+
+from ledger.domain.base import LedgerAggregate
+
+UPSTREAM = "Ledger"
+"""The tracking rows' ``application_name``: the application whose events are projected."""
+
+Curs = Cursor[DictRow]
+
+
+@dataclass(frozen=True, slots=True)
+class Positioned:
+    """A decoded event and its position (notification id) in the ledger's event log."""
+
+    position: int
+    event: LedgerAggregate.Event
+
+
+class LedgerView(PostgresTrackingRecorder):
+    """A projection's tables and its single tracking row (eventsourcing's layout).
+
+    Tables are created by the migrations, never here. ``tables`` lists what ``reset`` empties.
+    """
+
+    tables: ClassVar[tuple[str, ...]]
+    tracking_table: ClassVar[str]
+
+    def __init__(self, datastore: PostgresDatastore) -> None:
+        super().__init__(datastore, tracking_table_name=self.tracking_table)
+        tracking = sql.Identifier(self.tracking_table)
+        self._ensure = (
+            sql.SQL(
+                "INSERT INTO {} (application_name, notification_id) VALUES (%s, 0) "
+                "ON CONFLICT (application_name) DO NOTHING"
+            )
+            .format(tracking)
+            .as_string()
+        )
+        self._lock = (
+            sql.SQL("SELECT notification_id FROM {} WHERE application_name = %s FOR UPDATE")
+            .format(tracking)
+            .as_string()
+        )
+        self._advance = (
+            sql.SQL("UPDATE {} SET notification_id = %s WHERE application_name = %s")
+            .format(tracking)
+            .as_string()
+        )
+        self._truncate = (
+            sql.SQL("TRUNCATE {}")
+            .format(sql.SQL(", ").join(sql.Identifier(t) for t in self.tables))
+            .as_string()
+        )
+
+    def ensure_tracking(self, curs: Curs) -> None:
+        """Create the tracking row at position 0 if this projection never ran."""
+        curs.execute(self._ensure, (UPSTREAM,))
+
+    def lock_position(self, curs: Curs) -> int:
+        """The position, with the tracking row locked until the transaction ends."""
+        curs.execute(self._lock, (UPSTREAM,))
+        row = curs.fetchone()
+        return 0 if row is None else int(row["notification_id"] or 0)
+
+    def advance(self, curs: Curs, position: int) -> None:
+        curs.execute(self._advance, (position, UPSTREAM))
+
+    def reset(self, curs: Curs) -> None:
+        """Empty the tables and go back to position 0 (the caller holds the tracking lock)."""
+        curs.execute(self._truncate)
+        self.advance(curs, 0)
+
+    @abstractmethod
+    def write(self, curs: Curs, events: Sequence[Positioned]) -> None:
+        """Write the rows for ``events`` (ignored event types write nothing)."""
+
+
+TView = TypeVar("TView", bound=LedgerView)
+
+
+class LedgerProjection(Projection[TView], Generic[TView]):
+    """A projection of the ledger's events into a ``LedgerView``.
+
+    ``process_event`` is the library's one-event-per-transaction entry point (what
+    ``eventsourcing.projection.ProjectionRunner`` calls); ``ledger.projections.runner`` calls
+    ``process_batch`` with many events per transaction instead.
+    """
+
+    view_class: ClassVar[type[LedgerView]]
+
+    def process_batch(self, curs: Curs, events: Sequence[Positioned]) -> None:
+        self.view.write(curs, events)
+
+    def process_event(self, domain_event: Any, tracking: Tracking) -> None:
+        with self.view.datastore.transaction(commit=True) as curs:
+            self.view.ensure_tracking(curs)
+            position = self.view.lock_position(curs)
+            if tracking.notification_id <= position:
+                return  # already processed: exactly once
+            if isinstance(domain_event, LedgerAggregate.Event):
+                self.process_batch(curs, [Positioned(tracking.notification_id, domain_event)])
+            self.view.advance(curs, tracking.notification_id)

@@ -1,0 +1,355 @@
+"""The auditors' queries: a credential's history, the audit feed, what was valid at an instant.
+
+Every query first waits until the projections reflect every event committed before it started
+(``Projections.wait_current``): a query made after a command returned sees that command.
+
+``valid_at`` is computed from the audit trail (the events), never from a snapshot of today's
+state: each credential's state as of ``T`` is its ``minted`` event folded with its later events
+recorded at or before ``T``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.postgres import PostgresDatastore
+from psycopg import sql
+
+from ledger.adapters.postgres import CREDENTIALS_TABLE
+from ledger.domain import Actor
+from ledger.errors import CredentialNotFound, InvalidQueryParameter
+from ledger.projections.audit_trail import AUDIT_COLUMNS, AUDIT_TABLE, EVENT_TYPES
+from ledger.projections.credentials import CREDENTIALS_VIEW, VIEW_COLUMNS
+from ledger.projections.runner import Projections
+
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 100
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _instant(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One entry of the audit trail: what happened to a credential or a membership."""
+
+    position: int
+    type: str
+    at: datetime
+    actor: Actor
+    credential_id: UUID | None
+    kind: str | None
+    workspace_id: UUID | None
+    user_id: UUID | None
+    data: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        """The contract's audit fields, type-specific fields last; ``position`` doubles as a
+        cursor that resumes the feed after this event."""
+        head: dict[str, Any] = {"position": self.position}
+        if self.credential_id is not None:
+            head |= {"credential_id": str(self.credential_id), "kind": self.kind}
+        return head | {
+            "type": self.type,
+            "at": self.at.isoformat(),
+            "actor": {"type": self.actor.type, "id": self.actor.id},
+            "workspace_id": str(self.workspace_id) if self.workspace_id else None,
+            "user_id": str(self.user_id) if self.user_id else None,
+            **self.data,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialState:
+    """A credential's state at some instant (now, for ``history``; ``T`` for ``valid_at``)."""
+
+    credential_id: UUID
+    kind: str
+    token_prefix: str
+    name: str | None
+    user_id: UUID | None
+    workspace_id: UUID | None
+    daemon_id: str | None
+    install_token_id: UUID | None
+    created_by: UUID | None
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    revoked_reason: str | None
+    consumed_at: datetime | None
+    daemon_token_id: UUID | None
+    last_used_at: datetime | None = None
+
+    def is_usable(self, at: datetime) -> bool:
+        """The contract's rule: minted at or before ``at``, not expired, neither revoked nor
+        consumed at or before ``at``."""
+        return (
+            self.created_at <= at
+            and (self.expires_at is None or at < self.expires_at)
+            and (self.revoked_at is None or self.revoked_at > at)
+            and (self.consumed_at is None or self.consumed_at > at)
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": str(self.credential_id),
+            "kind": self.kind,
+            "token_prefix": self.token_prefix,
+            "name": self.name,
+            "user_id": str(self.user_id) if self.user_id else None,
+            "workspace_id": str(self.workspace_id) if self.workspace_id else None,
+            "daemon_id": self.daemon_id,
+            "install_token_id": str(self.install_token_id) if self.install_token_id else None,
+            "created_by": str(self.created_by) if self.created_by else None,
+            "created_at": self.created_at.isoformat(),
+            "expires_at": _iso(self.expires_at),
+            "revoked_at": _iso(self.revoked_at),
+            "revoked_reason": self.revoked_reason,
+            "consumed_at": _iso(self.consumed_at),
+            "daemon_token_id": str(self.daemon_token_id) if self.daemon_token_id else None,
+            "last_used_at": _iso(self.last_used_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialHistory:
+    """A credential's current state and every event of it, oldest first."""
+
+    credential: CredentialState
+    events: list[AuditEvent]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "credential": self.credential.to_json(),
+            "events": [e.to_json() for e in self.events],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AuditPage:
+    """A page of the audit feed; ``next_cursor`` is ``None`` when nothing followed it yet."""
+
+    events: list[AuditEvent]
+    next_cursor: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"events": [e.to_json() for e in self.events], "next_cursor": self.next_cursor}
+
+
+def _minted_state(event: AuditEvent) -> CredentialState:
+    assert event.credential_id is not None and event.kind is not None
+    data = event.data
+    return CredentialState(
+        credential_id=event.credential_id,
+        kind=event.kind,
+        token_prefix=data["token_prefix"],
+        name=data.get("name"),
+        user_id=event.user_id if event.kind == "personal_access_token" else None,
+        workspace_id=event.workspace_id,
+        daemon_id=data.get("daemon_id"),
+        install_token_id=UUID(data["install_token_id"]) if data.get("install_token_id") else None,
+        created_by=UUID(data["created_by"]) if data.get("created_by") else None,
+        created_at=event.at,
+        expires_at=_instant(data.get("expires_at")),
+        revoked_at=None,
+        revoked_reason=None,
+        consumed_at=None,
+        daemon_token_id=None,
+    )
+
+
+def states_as_of(events: Iterable[AuditEvent], at: datetime | None) -> dict[UUID, CredentialState]:
+    """Each credential's state as of ``at`` (``None``: after every event), from its events in
+    log order. Only events recorded at or before ``at`` count; a credential minted after ``at``
+    is absent."""
+    states: dict[UUID, CredentialState] = {}
+    for event in events:
+        cid = event.credential_id
+        if cid is None or (at is not None and event.at > at):
+            continue
+        if event.type == "minted":
+            states[cid] = _minted_state(event)
+            continue
+        state = states.get(cid)
+        if state is None:
+            continue
+        if event.type == "renewed":
+            states[cid] = replace(state, expires_at=_instant(event.data["expires_at_after"]))
+        elif event.type == "revoked" and state.revoked_at is None:
+            states[cid] = replace(state, revoked_at=event.at, revoked_reason=event.data["reason"])
+        elif event.type == "consumed" and state.consumed_at is None:
+            daemon_token = event.data.get("daemon_token_id")
+            states[cid] = replace(
+                state,
+                consumed_at=event.at,
+                daemon_token_id=UUID(daemon_token) if daemon_token else None,
+            )
+    return states
+
+
+def check_instant(value: datetime, field: str) -> datetime:
+    """An aware datetime (RFC 3339 with an offset), or ``InvalidQueryParameter``."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        msg = f"{field} needs a time zone (RFC 3339, e.g. 2026-11-22T12:00:00Z)"
+        raise InvalidQueryParameter(msg)
+    return value
+
+
+def parse_instant(value: str, field: str) -> datetime:
+    """An RFC 3339 instant from text, or ``InvalidQueryParameter`` naming ``field``."""
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        msg = f"{field} is not an RFC 3339 timestamp"
+        raise InvalidQueryParameter(msg) from None
+    return check_instant(parsed, field)
+
+
+def parse_cursor(value: str | None) -> int:
+    """The position a cursor stands for (an event's ``position`` is a cursor too)."""
+    if value is None or value == "":
+        return 0
+    if not value.isascii() or not value.isdigit() or len(value) > 18:
+        msg = "invalid cursor"
+        raise InvalidQueryParameter(msg)
+    return int(value)
+
+
+class AuditQueries:
+    """Reads of the audit trail and the Credentials projection."""
+
+    def __init__(self, projections: Projections, datastore: PostgresDatastore) -> None:
+        self._projections = projections
+        self._datastore = datastore
+        audit = sql.Identifier(AUDIT_TABLE)
+        self._select_events = sql.SQL("SELECT {} FROM {} ").format(
+            sql.SQL(", ").join(sql.Identifier(c) for c in AUDIT_COLUMNS), audit
+        )
+        self._credential = (
+            sql.SQL(
+                "SELECT {columns}, c.last_used_at FROM {view} AS v "
+                "LEFT JOIN {inline} AS c ON c.credential_id = v.credential_id "
+                "WHERE v.credential_id = %s"
+            )
+            .format(
+                columns=sql.SQL(", ").join(sql.Identifier("v", c) for c in VIEW_COLUMNS),
+                view=sql.Identifier(CREDENTIALS_VIEW),
+                inline=sql.Identifier(CREDENTIALS_TABLE),
+            )
+            .as_string()
+        )
+
+    def _fetch(self, statement: sql.Composed, params: list[Any]) -> list[AuditEvent]:
+        with self._datastore.transaction(commit=False) as curs:
+            curs.execute(statement, params)
+            return [
+                AuditEvent(
+                    position=row["position"],
+                    type=row["type"],
+                    at=row["at"],
+                    actor=Actor(type=row["actor_type"], id=row["actor_id"]),
+                    credential_id=row["credential_id"],
+                    kind=row["kind"],
+                    workspace_id=row["workspace_id"],
+                    user_id=row["user_id"],
+                    data=row["data"],
+                )
+                for row in curs.fetchall()
+            ]
+
+    def history(self, credential_id: UUID) -> CredentialHistory:
+        """The credential's current state and all its events, oldest first."""
+        self._projections.wait_current()
+        events = self._fetch(
+            self._select_events + sql.SQL("WHERE credential_id = %s ORDER BY position"),
+            [credential_id],
+        )
+        with self._datastore.transaction(commit=False) as curs:
+            curs.execute(self._credential, (credential_id,))
+            row = curs.fetchone()
+        if row is None or not events:
+            raise CredentialNotFound
+        state = CredentialState(
+            **{k: row[k] for k in (*VIEW_COLUMNS, "last_used_at") if k != "version"}
+        )
+        return CredentialHistory(credential=state, events=events)
+
+    def events(
+        self,
+        *,
+        workspace: UUID | None = None,
+        user: UUID | None = None,
+        type: str | None = None,  # noqa: A002 - the contract's parameter name
+        since: datetime | None = None,
+        until: datetime | None = None,
+        cursor: str | None = None,
+        limit: int = DEFAULT_LIMIT,
+    ) -> AuditPage:
+        """The audit feed, oldest first: events at or after ``since`` and before ``until``,
+        after ``cursor``; at most ``limit`` (1..1000)."""
+        if not 1 <= limit <= MAX_LIMIT:
+            msg = f"limit must be 1..{MAX_LIMIT}"
+            raise InvalidQueryParameter(msg)
+        if type is not None and type not in EVENT_TYPES:
+            msg = f"type must be one of {', '.join(EVENT_TYPES)}"
+            raise InvalidQueryParameter(msg)
+        after = parse_cursor(cursor)
+        conditions: list[sql.Composable] = [sql.SQL("position > %s")]
+        params: list[Any] = [after]
+        for column, value in (("workspace_id", workspace), ("user_id", user), ("type", type)):
+            if value is not None:
+                conditions.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
+                params.append(value)
+        if since is not None:
+            conditions.append(sql.SQL("at >= %s"))
+            params.append(check_instant(since, "since"))
+        if until is not None:
+            conditions.append(sql.SQL("at < %s"))
+            params.append(check_instant(until, "until"))
+        params.append(limit + 1)
+        self._projections.wait_current()
+        rows = self._fetch(
+            self._select_events
+            + sql.SQL("WHERE ")
+            + sql.SQL(" AND ").join(conditions)
+            + sql.SQL(" ORDER BY position LIMIT %s"),
+            params,
+        )
+        page = rows[:limit]
+        more = len(rows) > limit
+        return AuditPage(events=page, next_cursor=str(page[-1].position) if more else None)
+
+    def valid_at(
+        self, at: datetime, *, workspace: UUID | None = None, user: UUID | None = None
+    ) -> list[CredentialState]:
+        """The credentials usable at ``at`` of a workspace and/or a user, each as of ``at``,
+        oldest first."""
+        check_instant(at, "valid_at")
+        if workspace is None and user is None:
+            msg = "name a workspace or a user"
+            raise InvalidQueryParameter(msg)
+        conditions: list[sql.Composable] = [sql.SQL("credential_id IS NOT NULL AND at <= %s")]
+        params: list[Any] = [at]
+        for column, value in (("workspace_id", workspace), ("user_id", user)):
+            if value is not None:
+                conditions.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
+                params.append(value)
+        self._projections.wait_current()
+        events = self._fetch(
+            self._select_events
+            + sql.SQL("WHERE ")
+            + sql.SQL(" AND ").join(conditions)
+            + sql.SQL(" ORDER BY position"),
+            params,
+        )
+        usable = [s for s in states_as_of(events, at).values() if s.is_usable(at)]
+        return sorted(usable, key=lambda s: (s.created_at, str(s.credential_id)))
