@@ -54,7 +54,7 @@ def run_workload(ledger: Ledger, clock: ManualClock, rng: random.Random, steps: 
 
 def _member_of(ledger: Ledger, rng: random.Random, w: Workload, workspace: UUID) -> UserPrincipal:
     """Mostly a member of the workspace (so that most operations pass), sometimes anyone."""
-    aggregate = ledger.repository.get(workspace)
+    aggregate: object = ledger.repository.get(workspace)
     assert isinstance(aggregate, Workspace)
     members = [u for u in w.users if u.user_id in aggregate.members]
     return rng.choice(members) if members and rng.random() < 0.85 else rng.choice(w.users)
