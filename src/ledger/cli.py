@@ -6,19 +6,17 @@ is ever printed (set ``LEDGER_LOG_LEVEL=DEBUG`` to log details).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 
 from ledger import migrations
 from ledger.adapters.postgres import database_url
-from ledger.config import Settings
+from ledger.audit_cli import audit_app, projections_app
+from ledger.console import err, fail, load_settings, out, print_json
 from ledger.demo import run_demo
 from ledger.errors import LedgerError
 from ledger.service import open_ledger
@@ -32,44 +30,21 @@ app = typer.Typer(
 )
 users_app = typer.Typer(help="Users (operator commands).", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+app.add_typer(projections_app, name="projections")
+app.add_typer(audit_app, name="audit")
 
-out = Console()
-err = Console(stderr=True, soft_wrap=True)
 log = logging.getLogger("ledger.cli")
-
-
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as error:
-        fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in error.errors())
-        err.print(f"[red]error:[/red] invalid configuration: {fields}")
-        raise typer.Exit(2) from None
-
-
-def _print_json(data: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(data, default=str) + "\n")
-
-
-def _fail(error: LedgerError, *, as_json: bool) -> typer.Exit:
-    log.debug("command failed", exc_info=error)
-    if as_json:
-        _print_json({"error": error.code})
-    else:
-        detail = f" ({error.detail})" if error.detail and error.detail != error.code else ""
-        err.print(f"[red]error:[/red] {error.code}{detail}")
-    return typer.Exit(1)
 
 
 @app.command()
 def migrate() -> None:
     """Create or upgrade every table the ledger owns (safe to repeat, and to run concurrently)."""
-    settings = _settings()
+    settings = load_settings()
     try:
         with database_url(settings) as url:
             migrations.upgrade(url)
     except LedgerError as error:
-        raise _fail(error, as_json=False) from None
+        raise fail(error, as_json=False) from None
     out.print("ledger schema is at head")
 
 
@@ -80,12 +55,12 @@ def users_create(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Create a user with an initial personal access token (valid 90 days, shown once)."""
-    settings = _settings()
+    settings = load_settings()
     try:
         with open_ledger(settings) as ledger:
             created = ledger.create_user(name, email)
     except LedgerError as error:
-        raise _fail(error, as_json=as_json) from None
+        raise fail(error, as_json=as_json) from None
     data = {
         "user_id": str(created.user_id),
         "name": created.name,
@@ -94,7 +69,7 @@ def users_create(
         "expires_at": created.expires_at.isoformat(),
     }
     if as_json:
-        _print_json(data)
+        print_json(data)
         return
     out.print(f"user [bold]{created.name}[/bold] created: {created.user_id}")
     out.print(f"personal access token (shown only now): [bold]{created.token}[/bold]")
@@ -104,11 +79,11 @@ def users_create(
 @app.command()
 def demo() -> None:
     """Run a scripted credential lifecycle on a scratch database and narrate it."""
-    settings = _settings()
+    settings = load_settings()
     try:
         run_demo(settings, out)
     except LedgerError as error:
-        raise _fail(error, as_json=False) from None
+        raise fail(error, as_json=False) from None
 
 
 def main() -> None:

@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 PROJECTION_CLASSES: tuple[type[LedgerProjection[Any]], ...] = (AuditTrail, Credentials)
 NAMES = tuple(sorted(cls.name for cls in PROJECTION_CLASSES))
 
+LISTENER_NAME = "ledger-projections"
+"""``application_name`` of the live runner's LISTEN connection (visible in pg_stat_activity)."""
+
 Progress = Callable[[int, int], None]
 """Called after each batch with (lowest position reached, target position)."""
 
@@ -264,7 +267,9 @@ class Projections:
         backoff = 0.1
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self._url, autocommit=True, connect_timeout=5) as conn:
+                with psycopg.connect(
+                    self._url, autocommit=True, connect_timeout=5, application_name=LISTENER_NAME
+                ) as conn:
                     self._conn = conn
                     if self._stop.is_set():
                         return

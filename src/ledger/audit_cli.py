@@ -1,0 +1,247 @@
+"""``ledger projections …`` (operators) and ``ledger audit …`` (auditors).
+
+Both read the store directly. Audit commands print a table by default and JSON with ``--json``;
+they first bring the projections up to the head of the event log, so they reflect every command
+that returned before they started.
+"""
+
+from __future__ import annotations
+
+import signal
+from datetime import datetime
+from types import FrameType
+from typing import Annotated
+from uuid import UUID
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ledger.console import fail, load_settings, out, print_json
+from ledger.errors import InvalidQueryParameter, LedgerError
+from ledger.projections import NAMES, AuditEvent, CredentialState
+from ledger.projections.queries import parse_instant
+from ledger.service import open_ledger
+
+projections_app = typer.Typer(help="Projections (operator commands).", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit trail (auditor commands).", no_args_is_help=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON")]
+
+
+def _uuid(value: str | None, field: str) -> UUID | None:
+    if value is None:
+        return None
+    try:
+        return UUID(value)
+    except ValueError:
+        msg = f"{field} is not a UUID"
+        raise InvalidQueryParameter(msg) from None
+
+
+def _instant(value: str | None, field: str) -> datetime | None:
+    return None if value is None else parse_instant(value, field)
+
+
+# ------------------------------------------------------------------------------ projections
+
+
+@projections_app.command("run")
+def projections_run() -> None:
+    """Follow the event store and keep every projection current (until SIGTERM / Ctrl-C)."""
+    settings = load_settings()
+    try:
+        with open_ledger(settings) as ledger:
+            runner = ledger.projections
+
+            def stop(_signum: int, _frame: FrameType | None) -> None:
+                runner.stop()
+
+            signal.signal(signal.SIGTERM, stop)
+            signal.signal(signal.SIGINT, stop)
+            out.print(f"following the event store for: {', '.join(NAMES)}")
+            runner.run_forever()
+    except LedgerError as error:
+        raise fail(error, as_json=False) from None
+    out.print("projection runner stopped")
+
+
+@projections_app.command("status")
+def projections_status(as_json: JsonOption = False) -> None:
+    """Each projection's position and lag (events and seconds) behind the event store."""
+    settings = load_settings()
+    try:
+        with open_ledger(settings) as ledger:
+            rows = ledger.projections.status()
+    except LedgerError as error:
+        raise fail(error, as_json=as_json) from None
+    if as_json:
+        print_json(
+            [
+                {
+                    "name": s.name,
+                    "position": s.position,
+                    "head": s.head,
+                    "lag_events": s.lag_events,
+                    "lag_seconds": s.lag_seconds,
+                }
+                for s in rows
+            ]
+        )
+        return
+    table = Table("projection", "position", "head", "lag (events)", "lag (seconds)")
+    for s in rows:
+        table.add_row(
+            s.name, str(s.position), str(s.head), str(s.lag_events), f"{s.lag_seconds:.1f}"
+        )
+    out.print(table)
+
+
+@projections_app.command("rebuild")
+def projections_rebuild(
+    name: Annotated[
+        str | None, typer.Argument(help=f"one projection ({', '.join(NAMES)}); default all")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Rebuild projections from the event store, from scratch."""
+    settings = load_settings()
+    try:
+        with open_ledger(settings) as ledger:
+            names = ledger.projections.names(None if name is None else [name])
+            if as_json:
+                reached = ledger.projections.rebuild(names)
+            else:
+                with Progress(
+                    TextColumn("rebuilding {task.description}"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TimeElapsedColumn(),
+                    console=out,
+                ) as progress:
+                    task = progress.add_task(", ".join(names), total=None)
+
+                    def advance(position: int, target: int) -> None:
+                        progress.update(task, completed=position, total=target)
+
+                    reached = ledger.projections.rebuild(names, progress=advance)
+    except LedgerError as error:
+        raise fail(error, as_json=as_json) from None
+    if as_json:
+        print_json({"rebuilt": names, "position": reached})
+    else:
+        out.print(f"rebuilt {', '.join(names)} up to event {reached}")
+
+
+# ----------------------------------------------------------------------------------- audit
+
+
+def _events_table(events: list[AuditEvent]) -> Table:
+    table = Table("position", "at", "type", "kind", "credential / user", "actor", "details")
+    for e in events:
+        subject = str(e.credential_id) if e.credential_id else f"user {e.user_id}"
+        details = ", ".join(f"{k}={v}" for k, v in e.data.items() if v is not None)
+        table.add_row(
+            str(e.position),
+            e.at.isoformat(),
+            e.type,
+            e.kind or "",
+            subject,
+            f"{e.actor.type}:{e.actor.id}",
+            details,
+        )
+    return table
+
+
+def _states_table(states: list[CredentialState]) -> Table:
+    table = Table("id", "kind", "prefix", "name / daemon", "created", "expires", "revoked")
+    for s in states:
+        table.add_row(
+            str(s.credential_id),
+            s.kind,
+            s.token_prefix,
+            s.name or s.daemon_id or "",
+            s.created_at.isoformat(),
+            s.expires_at.isoformat() if s.expires_at else "never",
+            s.revoked_at.isoformat() if s.revoked_at else "",
+        )
+    return table
+
+
+@audit_app.command("history")
+def audit_history(
+    credential_id: Annotated[str, typer.Argument(help="the credential's id")],
+    as_json: JsonOption = False,
+) -> None:
+    """A credential's current state and every event of it, oldest first."""
+    settings = load_settings()
+    try:
+        cid = _uuid(credential_id, "credential id")
+        assert cid is not None
+        with open_ledger(settings) as ledger:
+            history = ledger.audit.history(cid)
+    except LedgerError as error:
+        raise fail(error, as_json=as_json) from None
+    if as_json:
+        print_json(history.to_json())
+        return
+    out.print(_states_table([history.credential]))
+    out.print(_events_table(history.events))
+
+
+@audit_app.command("events")
+def audit_events(  # noqa: PLR0917 - one option per filter of the contract
+    workspace: Annotated[str | None, typer.Option(help="workspace id")] = None,
+    user: Annotated[str | None, typer.Option(help="user id")] = None,
+    type_: Annotated[str | None, typer.Option("--type", help="event type")] = None,
+    since: Annotated[str | None, typer.Option(help="RFC 3339, inclusive")] = None,
+    until: Annotated[str | None, typer.Option(help="RFC 3339, exclusive")] = None,
+    cursor: Annotated[str | None, typer.Option(help="resume after this position")] = None,
+    limit: Annotated[int, typer.Option(help="most events (1..1000)")] = 100,
+    as_json: JsonOption = False,
+) -> None:
+    """The audit feed, oldest first."""
+    settings = load_settings()
+    try:
+        ws, uid = _uuid(workspace, "workspace"), _uuid(user, "user")
+        start, end = _instant(since, "since"), _instant(until, "until")
+        with open_ledger(settings) as ledger:
+            page = ledger.audit.events(
+                workspace=ws,
+                user=uid,
+                type=type_,
+                since=start,
+                until=end,
+                cursor=cursor,
+                limit=limit,
+            )
+    except LedgerError as error:
+        raise fail(error, as_json=as_json) from None
+    if as_json:
+        print_json(page.to_json())
+        return
+    out.print(_events_table(page.events))
+    if page.next_cursor:
+        out.print(f"more: --cursor {page.next_cursor}")
+
+
+@audit_app.command("valid-at")
+def audit_valid_at(
+    at: Annotated[str, typer.Argument(help="the instant, RFC 3339")],
+    workspace: Annotated[str | None, typer.Option(help="workspace id")] = None,
+    user: Annotated[str | None, typer.Option(help="user id")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The credentials usable at an instant, each with its state as of then."""
+    settings = load_settings()
+    try:
+        instant = parse_instant(at, "valid_at")
+        ws, uid = _uuid(workspace, "workspace"), _uuid(user, "user")
+        with open_ledger(settings) as ledger:
+            states = ledger.audit.valid_at(instant, workspace=ws, user=uid)
+    except LedgerError as error:
+        raise fail(error, as_json=as_json) from None
+    if as_json:
+        print_json([s.to_json() for s in states])
+        return
+    out.print(_states_table(states))
