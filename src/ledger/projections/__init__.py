@@ -20,7 +20,7 @@ from ledger.projections.queries import (
     CredentialState,
     states_as_of,
 )
-from ledger.projections.runner import NAMES, Projections, ProjectionStatus
+from ledger.projections.runner import NAMES, Projections, ProjectionStatus, rebuild_all
 
 __all__ = [
     "EVENT_TYPES",
@@ -34,5 +34,6 @@ __all__ = [
     "Credentials",
     "ProjectionStatus",
     "Projections",
+    "rebuild_all",
     "states_as_of",
 ]

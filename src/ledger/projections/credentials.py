@@ -10,7 +10,8 @@ write per request): queries join it from the inline table.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass, fields
+from operator import attrgetter
 from datetime import datetime
 from typing import Any, ClassVar
 from uuid import UUID
@@ -67,6 +68,7 @@ class CredentialViewRow:
 
 
 VIEW_COLUMNS = tuple(f.name for f in fields(CredentialViewRow))
+_row_values = attrgetter(*VIEW_COLUMNS)  # dataclasses.astuple deep-copies every value
 
 
 @dataclass(slots=True)
@@ -143,7 +145,7 @@ class CredentialsView(LedgerView):
         if new:
             with curs.copy(self._copy) as copy:
                 for row in new.values():
-                    copy.write_row(astuple(row))
+                    copy.write_row(_row_values(row))
         if changed:
             changes = list(changed.values())
             curs.execute(
