@@ -55,7 +55,7 @@ class Settings(BaseSettings):
         description="most credentials buffered for last_used_at",
     )
     projection_batch_size: int = Field(
-        default=1000,
+        default=5000,
         ge=1,
         le=100_000,
         description="most events a projection writes per transaction",

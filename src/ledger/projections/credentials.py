@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from operator import attrgetter
 from datetime import datetime
+from operator import attrgetter
 from typing import Any, ClassVar
 from uuid import UUID
 
