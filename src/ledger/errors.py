@@ -12,6 +12,7 @@
     │   ├── DaemonIdRequired                 "daemon_id is required"
     │   ├── MalformedInstallToken            "invalid_install_token"
     │   ├── InvalidQueryParameter            "invalid query parameter"
+    │   ├── InvalidCredentialId              "invalid credential id"
     │   └── UnknownProjection                "unknown projection"
     ├── AuthenticationFailed             401
     │   ├── MissingAuthorization             "missing authorization"
@@ -121,6 +122,12 @@ class InvalidQueryParameter(BadRequest):
     """Raised when an audit query's parameter (time, cursor, limit, type, ...) is invalid."""
 
     code = "invalid query parameter"
+
+
+class InvalidCredentialId(BadRequest):
+    """Raised when a credential id is not a UUID in canonical form."""
+
+    code = "invalid credential id"
 
 
 class UnknownProjection(BadRequest):
@@ -268,6 +275,7 @@ HTTP_STATUS: dict[type[LedgerError], int] = {
     DaemonIdRequired: 400,
     MalformedInstallToken: 400,
     InvalidQueryParameter: 400,
+    InvalidCredentialId: 400,
     UnknownProjection: 400,
     AuthenticationFailed: 401,
     MissingAuthorization: 401,

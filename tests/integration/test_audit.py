@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import threading
 from datetime import datetime, timedelta
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import psycopg
 import pytest
@@ -18,7 +18,13 @@ from ledger.clock import ManualClock
 from ledger.config import Settings
 from ledger.domain import Credential
 from ledger.domain.base import LedgerAggregate
-from ledger.errors import InvalidQueryParameter
+from ledger.errors import (
+    CredentialNotFound,
+    InsufficientPermissions,
+    InvalidCredentialId,
+    InvalidQueryParameter,
+    WorkspaceNotFound,
+)
 from ledger.projections import AuditEvent
 from tests.integration.conftest import START, new_user
 from tests.integration.workload import run_workload
@@ -182,3 +188,61 @@ def test_valid_at_matches_a_brute_force_replay(
                 assert {s.credential_id for s in got_user} == usable
     finally:
         ledger.close()
+
+
+# ---------------------------------------------------------------- who may read the trail
+
+
+def test_history_is_readable_by_the_holder_and_workspace_administrators_only(
+    ledger: Ledger,
+) -> None:
+    owner, _ = new_user(ledger)
+    admin, _ = new_user(ledger)
+    member, _ = new_user(ledger)
+    stranger, _ = new_user(ledger)
+    workspace = ledger.create_workspace(owner, "ws").id
+    ledger.add_member(owner, workspace, admin.user_id, "admin")
+    ledger.add_member(owner, workspace, member.user_id, "member")
+    install = ledger.mint_install_token(admin, workspace)
+    pat = ledger.mint_personal_access_token(member, "mine")
+
+    assert ledger.credential_history(owner, install.id).credential.credential_id == install.id
+    assert ledger.credential_history(admin, str(install.id)).events[0].type == "minted"
+    assert ledger.credential_history(member, pat.info.id).credential.name == "mine"
+    for reader, credential in [
+        (member, install.id),
+        (stranger, install.id),
+        (owner, pat.info.id),  # account-wide: not the workspace's
+        (stranger, uuid4()),
+    ]:
+        with pytest.raises(CredentialNotFound):
+            ledger.credential_history(reader, credential)
+    with pytest.raises(InvalidCredentialId):
+        ledger.credential_history(owner, "not-a-uuid")
+
+
+def test_workspace_feed_and_valid_at_need_an_administrator(
+    ledger: Ledger, clock: ManualClock
+) -> None:
+    owner, _ = new_user(ledger)
+    member, _ = new_user(ledger)
+    stranger, _ = new_user(ledger)
+    workspace = ledger.create_workspace(owner, "ws").id
+    ledger.add_member(owner, workspace, member.user_id, "member")
+    install = ledger.mint_install_token(owner, workspace)
+    clock.advance(timedelta(minutes=1))
+    daemon = ledger.exchange_install_token(install.token, "host")
+
+    page = ledger.workspace_audit(owner, workspace, type="minted", limit=1)
+    assert [e.credential_id for e in page.events] == [install.id]
+    assert page.next_cursor is not None
+    rest = ledger.workspace_audit(owner, workspace, type="minted", cursor=page.next_cursor)
+    assert [e.credential_id for e in rest.events] == [daemon.token_id]
+    before = ledger.workspace_valid_at(owner, workspace, install.created_at)
+    assert [s.credential_id for s in before] == [install.id]
+    after = ledger.workspace_valid_at(owner, workspace, clock.now())
+    assert [s.credential_id for s in after] == [daemon.token_id]  # the install token is used up
+    with pytest.raises(InsufficientPermissions):
+        ledger.workspace_audit(member, workspace)
+    with pytest.raises(WorkspaceNotFound):
+        ledger.workspace_valid_at(stranger, workspace, clock.now())

@@ -12,7 +12,7 @@ import functools
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar
 from uuid import UUID, uuid4
 
@@ -58,7 +58,9 @@ from ledger.domain.base import LedgerAggregate
 from ledger.domain.credential import INITIAL_PAT_LIFETIME
 from ledger.errors import (
     ConcurrencyConflict,
+    CredentialNotFound,
     DaemonTokenNotFound,
+    InvalidCredentialId,
     InvalidInstallToken,
     InvalidToken,
     InvalidTokenId,
@@ -72,7 +74,14 @@ from ledger.errors import (
     UserNotFound,
     WorkspaceNotFound,
 )
-from ledger.projections import AuditQueries, Projections
+from ledger.projections import (
+    AuditPage,
+    AuditQueries,
+    CredentialHistory,
+    CredentialState,
+    Projections,
+)
+from ledger.projections.queries import DEFAULT_LIMIT
 from ledger.tokens import hash_token, issue, parse_kind
 from ledger.usage import UsageRecorder
 from ledger.verifier import ALL_KINDS, CacheInvalidator, Verifier, VerifierCache
@@ -596,6 +605,56 @@ class Ledger(Application[UUID]):
             reason=RevocationReason.ADMIN, at=self.clock.now(), actor=Actor.user(user_id)
         ):
             self.save(credential)
+
+    # ------------------------------------------------------------------------------ audit
+
+    @query
+    def credential_history(self, by: Principal, credential_id: UUID | str) -> CredentialHistory:
+        """A credential's state and events, for the holder of a personal access token or the
+        owners and admins of a daemon or install token's workspace (others: not found)."""
+        user_id = self._user_id(by)
+        cid = validation.uuid(credential_id, InvalidCredentialId)
+        row = self.credentials.get(cid)
+        if row is None:
+            raise CredentialNotFound
+        if row.token_kind is TokenKind.PERSONAL_ACCESS_TOKEN:
+            allowed = row.user_id == user_id
+        else:
+            assert row.workspace_id is not None
+            workspace = self._load(Workspace, row.workspace_id, CredentialNotFound)
+            role = workspace.role_of(user_id)
+            allowed = role is not None and role.can_administer
+        if not allowed:
+            raise CredentialNotFound
+        return self.audit.history(cid)
+
+    @query
+    def workspace_audit(
+        self,
+        by: Principal,
+        workspace_id: UUID,
+        *,
+        type: str | None = None,  # noqa: A002 - the contract's parameter name
+        since: datetime | None = None,
+        until: datetime | None = None,
+        cursor: str | None = None,
+        limit: int = DEFAULT_LIMIT,
+    ) -> AuditPage:
+        """The workspace's audit feed (owners and admins), oldest first."""
+        workspace = self._workspace(workspace_id)
+        workspace.check_administrator(self._user_id(by))
+        return self.audit.events(
+            workspace=workspace.id, type=type, since=since, until=until, cursor=cursor, limit=limit
+        )
+
+    @query
+    def workspace_valid_at(
+        self, by: Principal, workspace_id: UUID, at: datetime
+    ) -> list[CredentialState]:
+        """The workspace's daemon and install tokens usable at ``at`` (owners and admins)."""
+        workspace = self._workspace(workspace_id)
+        workspace.check_administrator(self._user_id(by))
+        return self.audit.valid_at(at, workspace=workspace.id)
 
 
 __all__ = ["Ledger", "command", "query"]
