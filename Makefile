@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
+	$(BIN)/ledger serve
+
+demo: $(STAMP)
 	$(BIN)/ledger demo
 
 test: $(STAMP)

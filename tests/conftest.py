@@ -12,10 +12,15 @@ from pathlib import Path
 import pytest
 
 _INTEGRATION = Path(__file__).parent / "integration"
+_ACCEPTANCE = Path(__file__).parent / "acceptance"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Everything under tests/integration needs the PostgreSQL server the suite starts."""
+    """Everything under tests/integration needs the PostgreSQL server the suite starts;
+    everything under tests/acceptance also runs `ledger serve`."""
     for item in items:
-        if _INTEGRATION in Path(str(item.path)).parents:
+        parents = Path(str(item.path)).parents
+        if _INTEGRATION in parents:
             item.add_marker(pytest.mark.integration)
+        if _ACCEPTANCE in parents:
+            item.add_marker(pytest.mark.acceptance)

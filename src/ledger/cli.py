@@ -77,6 +77,24 @@ def users_create(
 
 
 @app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port", min=0, max=65535)] = 8000,
+    workers: Annotated[
+        int, typer.Option("--workers", help="worker processes, each with its own Ledger", min=1)
+    ] = 1,
+) -> None:
+    """Run the HTTP service (embedded PostgreSQL unless LEDGER_DATABASE_URL is set)."""
+    from ledger.http.server import serve as run_server  # noqa: PLC0415 - keeps other commands light
+
+    settings = load_settings()
+    try:
+        run_server(settings, host=host, port=port, workers=workers)
+    except LedgerError as error:
+        raise fail(error, as_json=False) from None
+
+
+@app.command()
 def demo() -> None:
     """Run a scripted credential lifecycle on a scratch database and narrate it."""
     settings = load_settings()

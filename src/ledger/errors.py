@@ -6,6 +6,8 @@
     │   ├── InvalidExpiresInDays             "invalid expires_in_days"
     │   ├── NameRequired                     "name is required"
     │   ├── InvalidTokenId                   "invalid token id"
+    │   ├── InvalidWorkspaceId               "invalid workspace id"
+    │   ├── InvalidUserId                    "invalid user id"
     │   ├── InvalidRole                      "invalid role"
     │   ├── LastOwner                        "workspace must have at least one owner"
     │   ├── NotRenewable                     "only personal access tokens can be renewed"
@@ -32,6 +34,7 @@
     │   └── CredentialNotFound               "credential not found"
     ├── Conflict                         409
     │   └── AlreadyMember                    "already a member"
+    ├── RequestTooLarge                  413 "request body too large"
     ├── ServiceUnavailable               503 "service unavailable"
     │   └── SchemaMissing                    (no ledger tables yet: run `ledger migrate`)
     └── ConcurrencyConflict              (internal: a stale write lost a race; retried, never shown)
@@ -86,6 +89,18 @@ class InvalidTokenId(BadRequest):
     """Raised when a token id is not a UUID."""
 
     code = "invalid token id"
+
+
+class InvalidWorkspaceId(BadRequest):
+    """Raised when a workspace id in a path is not a UUID in canonical text form."""
+
+    code = "invalid workspace id"
+
+
+class InvalidUserId(BadRequest):
+    """Raised when a user id (in a path or a body) is not a UUID in canonical text form."""
+
+    code = "invalid user id"
 
 
 class InvalidRole(BadRequest):
@@ -246,6 +261,12 @@ class AlreadyMember(Conflict):
     code = "already a member"
 
 
+class RequestTooLarge(LedgerError):
+    """Raised when a request body is larger than the service accepts."""
+
+    code = "request body too large"
+
+
 class ServiceUnavailable(LedgerError):
     """Raised when the store cannot be reached or did not answer in time."""
 
@@ -269,6 +290,8 @@ HTTP_STATUS: dict[type[LedgerError], int] = {
     InvalidExpiresInDays: 400,
     NameRequired: 400,
     InvalidTokenId: 400,
+    InvalidWorkspaceId: 400,
+    InvalidUserId: 400,
     InvalidRole: 400,
     LastOwner: 400,
     NotRenewable: 400,
@@ -295,6 +318,7 @@ HTTP_STATUS: dict[type[LedgerError], int] = {
     CredentialNotFound: 404,
     Conflict: 409,
     AlreadyMember: 409,
+    RequestTooLarge: 413,
     ServiceUnavailable: 503,
     SchemaMissing: 503,
     ConcurrencyConflict: 503,

@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ledger.adapters.recorder import BatchCommand, BatchIntegrityError, LedgerRecorder
@@ -66,6 +66,9 @@ class GroupCommitWriter:
         self._wanted = 1
         self._threads: list[threading.Thread] = []
         self.stats = WriterStats()
+        # Called by a writer thread after each committed batch with (commands, conflicts): the
+        # metrics hook. It runs once every waiter is woken, and its errors are only logged.
+        self.on_batch: Callable[[int, int], None] | None = None
 
     def submit(self, command: BatchCommand) -> list[int] | None:
         """Write ``command``; its notification ids, or ``None`` if it lost a version race."""
@@ -155,12 +158,18 @@ class GroupCommitWriter:
                 pending.error = error
                 pending.done.set()
             return
+        conflicts = sum(1 for outcome in outcomes if outcome is None)
         with self._wakeup:
             stats = self.stats
             stats.batches += 1
             stats.commands += len(batch)
             stats.largest_batch = max(stats.largest_batch, len(batch))
-            stats.conflicts += sum(1 for outcome in outcomes if outcome is None)
+            stats.conflicts += conflicts
         for pending, outcome in zip(batch, outcomes, strict=True):
             pending.outcome = outcome
             pending.done.set()
+        if self.on_batch is not None:
+            try:
+                self.on_batch(len(batch), conflicts)
+            except Exception:  # a metrics failure must not stop the writer
+                log.warning("the on_batch hook failed", exc_info=True)

@@ -1,0 +1,75 @@
+"""The FastAPI application: ``create_app(ledger)`` (no server needed; tests use it directly).
+
+Routes live one module per family in ``ledger.http.routes``; ``ROUTERS`` lists them. Background
+work that lives as long as the app (e.g. a projection runner) is a *hook*: a function that takes
+the ``Ledger`` and returns a context manager, entered at start-up and exited at shutdown, in
+``create_app(..., hooks=[...])`` (``ledger.http.server.HOOKS`` for ``ledger serve``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractContextManager
+
+from fastapi import APIRouter, FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from ledger.application import Ledger
+from ledger.http import errors
+from ledger.http.dependencies import MAX_BODY_BYTES
+from ledger.http.middleware import RequestMiddleware
+from ledger.http.openapi import finish_openapi
+from ledger.http.routes import daemon, install, ops, tokens, users, workspaces
+
+ROUTERS: tuple[APIRouter, ...] = (
+    ops.router,
+    users.router,
+    tokens.router,
+    workspaces.router,
+    install.router,
+    daemon.router,
+)
+"""Every route family of the service, in the order of the OpenAPI document."""
+
+Hook = Callable[[Ledger], AbstractContextManager[object]]
+"""Something that runs beside the app: entered at start-up, exited (in reverse) at shutdown."""
+
+DESCRIPTION = """\
+The credential ledger's HTTP API: personal access tokens (`mul_`), workspaces and members,
+install tokens (`mit_`) exchanged for daemon tokens (`mdt_`).
+
+Authenticate with `Authorization: Bearer <token>`. Every error is `{"error": "<code>"}`;
+each answer carries an `X-Request-ID` header (the client's, if it sent a sane one).
+"""
+
+
+def create_app(ledger: Ledger, *, hooks: Sequence[Hook] = ()) -> FastAPI:
+    """The service on ``ledger``. The caller owns the ledger (closes it); hooks are entered
+    when the app starts and exited, in reverse order, when it stops."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        with contextlib.ExitStack() as stack:
+            for hook in hooks:
+                # Hooks may block (they start threads, open connections): not on the loop.
+                await run_in_threadpool(stack.enter_context, hook(ledger))
+            try:
+                yield
+            finally:
+                await run_in_threadpool(stack.close)
+
+    app = FastAPI(
+        title="ledger",
+        summary="An event-sourced credential ledger",
+        description=DESCRIPTION,
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.ledger = ledger
+    for router in ROUTERS:
+        app.include_router(router)
+    errors.install(app)
+    app.add_middleware(RequestMiddleware, max_body_bytes=MAX_BODY_BYTES)
+    finish_openapi(app)
+    return app

@@ -1,0 +1,53 @@
+"""Errors become answers here, once: ``{"error": code}`` with the status of ``HTTP_STATUS``.
+
+- ``LedgerError`` (raised by the ledger, the auth dependency, body parsing): its code and status.
+- Routing failures: 404 ``not found``, 405 ``method not allowed`` (no ``detail`` bodies).
+- ``RequestValidationError`` (FastAPI's own checks; routes parse their bodies themselves, so this
+  is a safety net): 400 ``invalid request body`` — FastAPI's 422 never reaches a client.
+- Anything else: ``RequestMiddleware`` answers 500 ``internal error`` with the request id.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
+
+from ledger.errors import InvalidRequestBody, LedgerError, ServiceUnavailable
+from ledger.http.middleware import ERROR_CODE_KEY
+from ledger.integrations.fastapi import error_response
+
+log = logging.getLogger("ledger.http")
+
+
+def _remember(request: Request, code: str) -> None:
+    request.scope.setdefault("state", {})[ERROR_CODE_KEY] = code
+
+
+async def ledger_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, LedgerError)
+    if isinstance(error, ServiceUnavailable):
+        log.warning("service unavailable: %s", error.detail or error.code)
+    _remember(request, error.code)
+    return error_response(error)
+
+
+async def http_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, HTTPException)
+    code = HTTPStatus(error.status_code).phrase.lower()
+    _remember(request, code)
+    return JSONResponse({"error": code}, status_code=error.status_code, headers=error.headers)
+
+
+async def validation_error(request: Request, error: Exception) -> Response:
+    return await ledger_error(request, InvalidRequestBody())
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(LedgerError, ledger_error)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)

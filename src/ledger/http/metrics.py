@@ -1,0 +1,161 @@
+"""Prometheus metrics of the service (``GET /metrics``).
+
+With ``PROMETHEUS_MULTIPROC_DIR`` set (``ledger serve`` sets it, to a fresh temporary directory,
+before any worker imports this module) every worker writes its samples to files there and a
+scrape of any worker reads them all: the numbers are the service's, not one worker's (ADR 0011).
+Without it (an app built in-process, e.g. by tests) the process's default registry is used.
+
+- ``ledger_http_requests_total{method, route, status}`` and
+  ``ledger_http_request_duration_seconds{method, route}``: by route *template*
+  (``/api/workspaces/{workspace_id}/members``), so ids never multiply the series.
+- ``ledger_commands_total{command, outcome}``: each ``/api`` route's ledger call, ``outcome`` is
+  ``ok`` or the contract's error code.
+- ``ledger_verify_cache_lookups_total{result="hit"|"miss"}`` (from ``VerifierCache.stats``, synced
+  every few seconds and at each scrape) and ``ledger_verify_cache_hit_ratio`` computed from them
+  at scrape time over every worker.
+- ``ledger_write_batch_commands`` (histogram) and ``ledger_write_conflicts_total``: the
+  group-commit writer's batches (its ``on_batch`` hook).
+- ``ledger_projection_lag_events{projection}``: **the place for projection lag** — set it with
+  ``set_projection_lag`` from the projection runner.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable, Iterator
+
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+from ledger.application import Ledger
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+REQUESTS = Counter("ledger_http_requests", "HTTP requests answered", ["method", "route", "status"])
+REQUEST_SECONDS = Histogram(
+    "ledger_http_request_duration_seconds",
+    "Time from request to the end of the answer",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+COMMANDS = Counter(
+    "ledger_commands", "Ledger calls made by the HTTP routes, by outcome", ["command", "outcome"]
+)
+VERIFY_CACHE = Counter(
+    "ledger_verify_cache_lookups", "Verifier cache lookups (hits and misses)", ["result"]
+)
+WRITE_BATCH = Histogram(
+    "ledger_write_batch_commands",
+    "Commands per group-commit write transaction",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+)
+WRITE_CONFLICTS = Counter(
+    "ledger_write_conflicts", "Commands refused at write time because they lost a version race"
+)
+PROJECTION_LAG = Gauge(
+    "ledger_projection_lag_events",
+    "Events in the store that a projection has not processed yet",
+    ["projection"],
+    multiprocess_mode="mostrecent",
+)
+
+
+def set_projection_lag(projection: str, lag: int) -> None:
+    """Report how far ``projection`` is behind the event store (the projection runner calls it)."""
+    PROJECTION_LAG.labels(projection).set(lag)
+
+
+def observe_batch(commands: int, conflicts: int) -> None:
+    """The writer's ``on_batch`` hook."""
+    WRITE_BATCH.observe(commands)
+    if conflicts:
+        WRITE_CONFLICTS.inc(conflicts)
+
+
+class CacheStatsSync:
+    """Copies the growth of one ledger's ``VerifierCache.stats`` into the counters.
+
+    The cache counts in plain integers (no metrics library on its hot path); this adds what
+    was counted since the last sync, from a background thread every ``interval_s`` and at each
+    scrape of this worker.
+    """
+
+    def __init__(self, ledger: Ledger, interval_s: float = 5.0) -> None:
+        self._stats = ledger.verifier.cache.stats
+        self._interval_s = interval_s
+        self._lock = threading.Lock()
+        self._hits = 0
+        self._misses = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ledger-metrics-sync", daemon=True)
+
+    def sync(self) -> None:
+        with self._lock:
+            hits, misses = self._stats.hits, self._stats.misses
+            if hits > self._hits:
+                VERIFY_CACHE.labels("hit").inc(hits - self._hits)
+            if misses > self._misses:
+                VERIFY_CACHE.labels("miss").inc(misses - self._misses)
+            self._hits, self._misses = hits, misses
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self.sync()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            self.sync()
+
+
+def _hit_ratio(metrics: Iterable[Metric]) -> GaugeMetricFamily:
+    totals = {"hit": 0.0, "miss": 0.0}
+    for metric in metrics:
+        if metric.name == "ledger_verify_cache_lookups":
+            for sample in metric.samples:
+                result = sample.labels.get("result", "")
+                if sample.name.endswith("_total") and result in totals:
+                    totals[result] += sample.value
+    lookups = totals["hit"] + totals["miss"]
+    return GaugeMetricFamily(
+        "ledger_verify_cache_hit_ratio",
+        "Verifier cache hits / lookups since the service started (all workers)",
+        value=totals["hit"] / lookups if lookups else 0.0,
+    )
+
+
+class _Scrape(Collector):
+    """Everything the process (or every worker) recorded, plus the derived hit ratio."""
+
+    def __init__(self, source: Collector | CollectorRegistry) -> None:
+        self._source = source
+
+    def collect(self) -> Iterator[Metric]:
+        metrics = list(self._source.collect())
+        yield from metrics
+        yield _hit_ratio(metrics)
+
+
+def render() -> bytes:
+    """The Prometheus text exposition of the service's metrics."""
+    source: Collector | CollectorRegistry = REGISTRY
+    path = os.environ.get(MULTIPROC_ENV)
+    if path:
+        source = MultiProcessCollector(None, path=path)  # type: ignore[no-untyped-call]
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Scrape(source))
+    return generate_latest(registry)

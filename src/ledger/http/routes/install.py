@@ -1,0 +1,63 @@
+"""Install tokens: minted by workspace admins, exchanged (once) by a daemon for a daemon token."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from ledger.http.dependencies import LedgerDep, User, WorkspaceId, json_body
+from ledger.http.models import ExchangedBody, ExchangeRequest, InstallTokenBody
+from ledger.http.openapi import request_body
+from ledger.http.routes._errors import AUTH, errors
+
+router = APIRouter(prefix="/api", tags=["install and daemon tokens"])
+
+
+@router.post(
+    "/workspaces/{workspace_id}/install-tokens",
+    status_code=201,
+    summary="Mint an install token (owner or admin): 15 minutes, single use",
+    responses=errors(
+        s400="`invalid workspace id`",
+        s403="`insufficient permissions`",
+        s404="`workspace not found` (also when the caller is not a member)",
+        **AUTH,
+    ),
+)
+def mint_install_token(
+    caller: User, workspace_id: WorkspaceId, ledger: LedgerDep
+) -> InstallTokenBody:
+    minted = ledger.mint_install_token(caller, workspace_id)
+    return InstallTokenBody(
+        id=minted.id,
+        token=minted.token,
+        workspace_id=minted.workspace_id,
+        expires_at=minted.expires_at,
+        created_at=minted.created_at,
+    )
+
+
+@router.post(
+    "/install-tokens/exchange",
+    summary="Exchange an install token for a daemon token (public: the install token is the "
+    "credential)",
+    openapi_extra=request_body(ExchangeRequest),
+    responses=errors(
+        s400="`invalid_install_token` (unparseable body, missing or malformed token), "
+        "`daemon_id is required`",
+        s401="`invalid_install_token` (unknown, expired, revoked), `install_token_already_used`",
+        s403="`install token issuer is not a workspace admin`",
+        s503="`service unavailable`",
+    ),
+)
+def exchange(
+    body: Annotated[ExchangeRequest, Depends(json_body(ExchangeRequest))], ledger: LedgerDep
+) -> ExchangedBody:
+    exchanged = ledger.exchange_install_token(body.token, body.daemon_id)
+    return ExchangedBody(
+        token=exchanged.token,
+        workspace_id=exchanged.workspace_id,
+        daemon_id=exchanged.daemon_id,
+        expires_at=exchanged.expires_at,
+    )

@@ -1,0 +1,46 @@
+"""Operations: liveness, readiness, metrics. Public (no authentication)."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from ledger.adapters.postgres import translate_store_errors
+from ledger.http import metrics
+from ledger.http.dependencies import LedgerDep
+from ledger.http.models import ErrorBody, StatusBody
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", summary="The process is up")
+async def healthz() -> StatusBody:
+    return StatusBody(status="ok")
+
+
+@router.get(
+    "/readyz",
+    summary="The store answers",
+    responses={503: {"model": ErrorBody, "description": "`service unavailable`"}},
+)
+def readyz(ledger: LedgerDep) -> StatusBody:
+    # One primary-key read of the auth table: the server answers and the schema is there.
+    with translate_store_errors():
+        ledger.credentials.get(UUID(int=0))
+    return StatusBody(status="ok")
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics of every worker",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+)
+def prometheus(request: Request) -> Response:
+    sync: metrics.CacheStatsSync | None = getattr(request.app.state, "metrics_sync", None)
+    if sync is not None:
+        sync.sync()
+    return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,150 @@
+"""``ledger serve``: the service under uvicorn, with one ``Ledger`` per worker process.
+
+The parent process prepares what every worker shares, once, before any worker starts:
+
+1. the database — with ``LEDGER_DATABASE_URL`` unset, it starts the embedded PostgreSQL under
+   ``LEDGER_DATA_DIR`` and migrates it; a configured server is only *checked* (no DDL: that is
+   ``ledger migrate``), and a schema that is not at head stops start-up with a clear message;
+2. the workers' environment: ``LEDGER_DATABASE_URL`` (the embedded server's URL) and
+   ``PROMETHEUS_MULTIPROC_DIR`` (a fresh temporary directory, ADR 0011).
+
+Each worker (``worker_app``) opens its own ``Ledger`` — its own pool, group-commit writer,
+verify cache and cache invalidator — so that several workers share one PostgreSQL exactly as
+several processes do (ADR 0011). On SIGTERM or SIGINT uvicorn stops accepting connections and
+lets in-flight requests finish; each worker's lifespan then exits its hooks, which closes the
+``Ledger`` (the writer writes what is queued, ``last_used_at`` is flushed); the parent then stops
+the embedded server and removes the metrics directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import logging.config
+import os
+import signal
+import sys
+import tempfile
+from collections.abc import Iterator
+from types import FrameType
+from typing import TYPE_CHECKING
+
+import uvicorn
+
+from ledger import migrations
+from ledger.adapters.postgres import database_url
+from ledger.config import Settings
+from ledger.http.logs import log_config
+from ledger.service import check_schema
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from ledger.application import Ledger
+    from ledger.http.app import Hook
+
+log = logging.getLogger("ledger.http.server")
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+GRACEFUL_SHUTDOWN_S = 30
+"""Longest SIGTERM waits for in-flight requests before closing their connections."""
+
+
+@contextlib.contextmanager
+def _metrics_hook(ledger: Ledger) -> Iterator[None]:
+    from ledger.http import metrics  # noqa: PLC0415 - imported once PROMETHEUS_MULTIPROC_DIR is set
+
+    ledger.writer.on_batch = metrics.observe_batch
+    sync = metrics.CacheStatsSync(ledger)
+    sync.start()
+    try:
+        yield
+    finally:
+        sync.stop()
+        ledger.writer.on_batch = None
+
+
+HOOKS: list[Hook] = [_metrics_hook]
+"""What runs beside each worker's app, entered in order at start-up, exited in reverse.
+Add a projection runner here (a function ``Ledger -> context manager``)."""
+
+
+def worker_app() -> FastAPI:
+    """The uvicorn app factory, called once in each worker process."""
+    from ledger.application import Ledger  # noqa: PLC0415 - see _metrics_hook
+    from ledger.http.app import create_app  # noqa: PLC0415
+
+    settings = Settings()
+    url = settings.database_url
+    if url is None:
+        msg = "worker_app needs LEDGER_DATABASE_URL (ledger serve sets it)"
+        raise RuntimeError(msg)
+    check_schema(url)
+    ledger = Ledger(url, settings=settings)
+    return create_app(ledger, hooks=[contextlib.closing, *HOOKS])
+
+
+def _log_level() -> str:
+    return os.environ.get("LEDGER_LOG_LEVEL", "INFO").upper()
+
+
+@contextlib.contextmanager
+def _exit_signals_recorded() -> Iterator[list[int]]:
+    """SIGTERM/SIGINT only noted while this is open.
+
+    After a graceful shutdown caused by a signal, uvicorn restores the previous handlers and
+    raises the signal again; with the default handlers that would kill the process before the
+    embedded server is stopped. Noting it instead lets ``serve`` finish its clean-up.
+    """
+    received: list[int] = []
+
+    def note(signum: int, _: FrameType | None) -> None:
+        received.append(signum)
+
+    previous = {sig: signal.signal(sig, note) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def serve(
+    settings: Settings,
+    *,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    workers: int = 1,
+) -> None:
+    """Run the service until SIGTERM or SIGINT; raises ``SchemaMissing`` before listening if
+    the configured database is not migrated."""
+    level = _log_level()
+    logging.config.dictConfig(log_config(level))
+    if "prometheus_client" in sys.modules:  # pragma: no cover - an embedding mistake
+        log.warning("prometheus_client was imported before serve(): metrics are per worker")
+    with _exit_signals_recorded(), database_url(settings) as url:
+        if settings.database_url is None:
+            migrations.upgrade(url)
+        check_schema(url)
+        with tempfile.TemporaryDirectory(prefix="ledger-metrics-") as metrics_dir:
+            os.environ["LEDGER_DATABASE_URL"] = url
+            os.environ[MULTIPROC_ENV] = metrics_dir
+            log.info(
+                "ledger serving",
+                extra={"url": f"http://{host}:{port}", "workers": workers},
+            )
+            uvicorn.run(
+                "ledger.http.server:worker_app",
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                log_config=log_config(level),
+                log_level=level.lower(),
+                access_log=False,
+                server_header=False,
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+            )
+        log.info("ledger stopped; stopping the database")

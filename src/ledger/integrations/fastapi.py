@@ -1,0 +1,117 @@
+"""Bearer authentication for FastAPI applications, backed by ``Ledger.verify``.
+
+Add ``LedgerAuth`` as a dependency of any route to get the caller's ``Principal``::
+
+    from fastapi import Depends, FastAPI
+    from ledger import Principal, TokenKind
+    from ledger.integrations.fastapi import LedgerAuth, add_error_handlers
+
+    app = FastAPI()
+    app.state.ledger = ledger  # one Ledger per process
+    add_error_handlers(app)    # {"error": code} bodies with the contract's statuses
+    users = LedgerAuth({TokenKind.PERSONAL_ACCESS_TOKEN})
+
+    @app.get("/things")
+    def things(caller: Annotated[Principal, Depends(users)]) -> ...
+
+Answers (the contract's): no ``Authorization`` header, or not ``Bearer <something>``: 401
+``missing authorization``; a token that is unknown, malformed, expired, revoked, consumed or of a
+kind the dependency does not take: 401 ``invalid token``; the store unreachable: 503
+``service unavailable``. Install tokens are never bearer credentials, so they are refused
+whatever ``allowed_kinds`` says.
+
+``verify`` is synchronous and reads PostgreSQL on a cache miss, so the dependency is a plain
+``def``: FastAPI runs it in its thread pool, never on the event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from ledger.application import Ledger, Principal
+from ledger.domain import TokenKind
+from ledger.errors import HTTP_STATUS, AuthenticationFailed, LedgerError, MissingAuthorization
+
+BEARER_KINDS = frozenset({TokenKind.PERSONAL_ACCESS_TOKEN, TokenKind.DAEMON_TOKEN})
+"""The kinds that may ever authenticate a request (an install token never does)."""
+
+# Reads the header and declares the scheme in the OpenAPI document ("Authorize" in /docs);
+# auto_error=False so that the contract's own 401 body is the answer, not FastAPI's.
+_bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <token>`")
+
+
+def ledger_of_app(request: Request) -> Ledger:
+    """The process's ``Ledger``, kept on ``app.state.ledger``."""
+    ledger = getattr(request.app.state, "ledger", None)
+    if not isinstance(ledger, Ledger):  # pragma: no cover - a wiring error of the host app
+        msg = "app.state.ledger is not set to a Ledger"
+        raise TypeError(msg)
+    return ledger
+
+
+def bearer_token(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str | None:
+    """The raw bearer token of the request, or ``None`` (no header, or not ``Bearer <x>``)."""
+    return credentials.credentials if credentials is not None else None
+
+
+class LedgerAuth:
+    """A FastAPI dependency: the ``Principal`` behind the request's bearer token.
+
+    ``allowed_kinds`` are the token kinds the routes take (personal access tokens by default);
+    ``ledger`` returns the process's ``Ledger`` for a request (``app.state.ledger`` by default).
+    Failures raise ``ledger.errors`` exceptions: register ``add_error_handlers`` (or your own
+    handler for ``LedgerError``) to answer them.
+    """
+
+    def __init__(
+        self,
+        allowed_kinds: Iterable[TokenKind] = (TokenKind.PERSONAL_ACCESS_TOKEN,),
+        *,
+        ledger: Callable[[Request], Ledger] = ledger_of_app,
+    ) -> None:
+        self.allowed_kinds = frozenset(allowed_kinds) & BEARER_KINDS
+        if not self.allowed_kinds:
+            msg = "LedgerAuth needs at least one bearer kind (personal access or daemon token)"
+            raise ValueError(msg)
+        self._ledger = ledger
+
+    def __call__(
+        self, request: Request, raw: Annotated[str | None, Depends(bearer_token)]
+    ) -> Principal:
+        if raw is None:
+            raise MissingAuthorization
+        return self._ledger(request).verify(raw, self.allowed_kinds)
+
+
+def error_response(error: LedgerError, **extra: str) -> JSONResponse:
+    """``{"error": code}`` with the status of ``HTTP_STATUS`` (the nearest mapped base class)."""
+    status = next(HTTP_STATUS[cls] for cls in type(error).__mro__ if cls in HTTP_STATUS)
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, AuthenticationFailed) else None
+    return JSONResponse({"error": error.code, **extra}, status_code=status, headers=headers)
+
+
+async def _ledger_error(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, LedgerError)
+    return error_response(error)
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Answer every ``LedgerError`` raised by a route or dependency as ``{"error": code}``."""
+    app.add_exception_handler(LedgerError, _ledger_error)
+
+
+__all__ = [
+    "BEARER_KINDS",
+    "LedgerAuth",
+    "add_error_handlers",
+    "bearer_token",
+    "error_response",
+    "ledger_of_app",
+]
