@@ -20,7 +20,7 @@ from ledger.http import errors
 from ledger.http.dependencies import MAX_BODY_BYTES
 from ledger.http.middleware import RequestMiddleware
 from ledger.http.openapi import finish_openapi
-from ledger.http.routes import daemon, install, ops, tokens, users, workspaces
+from ledger.http.routes import audit, daemon, install, ops, tokens, users, workspaces
 
 ROUTERS: tuple[APIRouter, ...] = (
     ops.router,
@@ -29,6 +29,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     workspaces.router,
     install.router,
     daemon.router,
+    audit.router,
 )
 """Every route family of the service, in the order of the OpenAPI document."""
 

@@ -15,8 +15,8 @@ Without it (an app built in-process, e.g. by tests) the process's default regist
   at scrape time over every worker.
 - ``ledger_write_batch_commands`` (histogram) and ``ledger_write_conflicts_total``: the
   group-commit writer's batches (its ``on_batch`` hook).
-- ``ledger_projection_lag_events{projection}``: **the place for projection lag** — set it with
-  ``set_projection_lag`` from the projection runner.
+- ``ledger_projection_lag_events{projection}``: how far each projection is behind, set with
+  ``set_projection_lag``; ``ProjectionLagSync`` does, in every worker, from the tracking rows.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ import os
 import threading
 from collections.abc import Iterable, Iterator
 
+import psycopg
+from eventsourcing.persistence import PersistenceError
 from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
@@ -38,6 +40,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from ledger.application import Ledger
+from ledger.errors import LedgerError
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -118,6 +121,37 @@ class CacheStatsSync:
         self.sync()
 
     def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            self.sync()
+
+
+class ProjectionLagSync:
+    """Sets ``ledger_projection_lag_events`` from the tracking rows every ``interval_s``."""
+
+    def __init__(self, ledger: Ledger, interval_s: float = 5.0) -> None:
+        self._projections = ledger.projections
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ledger-lag-sync", daemon=True)
+
+    def sync(self) -> None:
+        try:
+            lags = self._projections.lag()
+        except (LedgerError, PersistenceError, psycopg.Error):
+            return  # the store is away: /readyz says so; the gauge keeps its last value
+        for name, lag in lags.items():
+            set_projection_lag(name, lag)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        self.sync()
         while not self._stop.wait(self._interval_s):
             self.sync()
 

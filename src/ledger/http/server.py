@@ -66,9 +66,25 @@ def _metrics_hook(ledger: Ledger) -> Iterator[None]:
         ledger.writer.on_batch = None
 
 
-HOOKS: list[Hook] = [_metrics_hook]
-"""What runs beside each worker's app, entered in order at start-up, exited in reverse.
-Add a projection runner here (a function ``Ledger -> context manager``)."""
+@contextlib.contextmanager
+def _projections_hook(ledger: Ledger) -> Iterator[None]:
+    """The projection runner, in every worker unless ``LEDGER_RUN_PROJECTIONS=false`` (workers
+    take turns on the tracking rows' locks: ADR 0009), and its lag as a metric."""
+    from ledger.http import metrics  # noqa: PLC0415 - see _metrics_hook
+
+    if ledger.settings.run_projections:
+        ledger.projections.start()
+    reporter = metrics.ProjectionLagSync(ledger)
+    reporter.start()
+    try:
+        yield
+    finally:
+        reporter.stop()
+        ledger.projections.stop()
+
+
+HOOKS: list[Hook] = [_metrics_hook, _projections_hook]
+"""What runs beside each worker's app, entered in order at start-up, exited in reverse."""
 
 
 def worker_app() -> FastAPI:

@@ -232,6 +232,14 @@ class Projections:
                 result.append(ProjectionStatus(name, position, head, lag_events, lag_seconds))
         return result
 
+    def lag(self) -> dict[str, int]:
+        """How many notification ids each projection is behind the head (cheap: no count)."""
+        head = self.head()
+        return {
+            name: max(0, head - (self.projections[name].view.max_tracking_id(UPSTREAM) or 0))
+            for name in NAMES
+        }
+
     def _first_after(self, curs: Curs, position: int) -> Positioned | None:
         saved, self.batch_size = self.batch_size, 1
         try:
