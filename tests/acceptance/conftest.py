@@ -160,6 +160,17 @@ def world(api: Api, operator: Operator) -> World:
     return build_world(api, operator)
 
 
+@pytest.fixture(scope="module")
+def shared_world(service: ServeProcess, token_log: TokenLog, operator: Operator) -> World:
+    """One world for the calls that leave it as it was for every other caller (they only
+    read, or add things nobody else in the module looks at)."""
+    api = Api(service.base_url, token_log)
+    try:
+        return build_world(api, operator)
+    finally:
+        api.close()
+
+
 @pytest.fixture(scope="session")
 def logs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("serve-logs")

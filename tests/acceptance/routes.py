@@ -34,6 +34,8 @@ class Route:
     template: str
     path: Callable[[World, Api, Operator], str]
     body: Callable[[World, Api, Operator], Any] | None = None
+    destructive: bool = False
+    """Whether a call changes what other callers of the same world would get."""
 
     @property
     def takes_body(self) -> bool:
@@ -79,13 +81,17 @@ ROUTES: dict[str, Route] = {
         "/api/workspaces/{id}/members/{user_id}",
         lambda w, a, o: f"{_ws(w)}/members/{w.member.user_id}",
         lambda w, a, o: {"role": "admin"},
+        destructive=True,
     ),
     "remove member": Route(
         "DELETE",
         "/api/workspaces/{id}/members/{user_id}",
         lambda w, a, o: f"{_ws(w)}/members/{w.member.user_id}",
+        destructive=True,
     ),
-    "leave": Route("POST", "/api/workspaces/{id}/leave", lambda w, a, o: f"{_ws(w)}/leave"),
+    "leave": Route(
+        "POST", "/api/workspaces/{id}/leave", lambda w, a, o: f"{_ws(w)}/leave", destructive=True
+    ),
     "mint install token": Route(
         "POST", "/api/workspaces/{id}/install-tokens", lambda w, a, o: f"{_ws(w)}/install-tokens"
     ),
@@ -94,6 +100,7 @@ ROUTES: dict[str, Route] = {
         "/api/install-tokens/exchange",
         lambda w, a, o: "/api/install-tokens/exchange",
         lambda w, a, o: {"token": w.install_token, "daemon_id": "m"},
+        destructive=True,
     ),
     "list daemon tokens": Route(
         "GET", "/api/workspaces/{id}/daemon-tokens", lambda w, a, o: f"{_ws(w)}/daemon-tokens"
@@ -102,6 +109,7 @@ ROUTES: dict[str, Route] = {
         "DELETE",
         "/api/workspaces/{id}/daemon-tokens/{token_id}",
         lambda w, a, o: f"{_ws(w)}/daemon-tokens/{w.daemon_token_id}",
+        destructive=True,
     ),
     "whoami": Route("GET", "/api/daemon/whoami", lambda w, a, o: "/api/daemon/whoami"),
     "healthz": Route("GET", "/healthz", lambda w, a, o: "/healthz"),

@@ -1,4 +1,8 @@
-"""Each route times each kind of caller → the contract's answer (one fresh world per cell)."""
+"""Each route times each kind of caller → the contract's answer.
+
+A route that changes what the next caller would get (a removal, an exchange, ...) gets a fresh
+world per cell; the others share one world per module.
+"""
 
 from __future__ import annotations
 
@@ -76,9 +80,10 @@ def test_the_matrix_covers_every_route_and_caller() -> None:
 @pytest.mark.parametrize("caller", CALLERS)
 @pytest.mark.parametrize("route_name", list(ROUTES))
 def test_route_answers_caller_as_the_contract_says(
-    api: Api, world: World, operator: Operator, route_name: str, caller: str
+    request: pytest.FixtureRequest, api: Api, operator: Operator, route_name: str, caller: str
 ) -> None:
     route = ROUTES[route_name]
+    world: World = request.getfixturevalue("world" if route.destructive else "shared_world")
     path = route.path(world, api, operator)
     body = route.body(world, api, operator) if route.body else None
     response = api.request(route.method, path, token=bearer(world, caller), json=body)

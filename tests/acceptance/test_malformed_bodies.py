@@ -47,9 +47,10 @@ def _assert_json_4xx(response: httpx.Response, context: str) -> None:
 
 @pytest.mark.parametrize("route_name", list(ROUTES))
 def test_malformed_bodies_never_cause_a_5xx(
-    api: Api, world: World, operator: Operator, route_name: str
+    request: pytest.FixtureRequest, api: Api, operator: Operator, route_name: str
 ) -> None:
     route = ROUTES[route_name]
+    world: World = request.getfixturevalue("world" if route.destructive else "shared_world")
     path = route.path(world, api, operator)
     for kind, content in BAD_BODIES.items():
         response = _call(api, route, path, world, content)
@@ -61,8 +62,10 @@ def test_malformed_bodies_never_cause_a_5xx(
 
 
 @pytest.mark.parametrize("route_name", list(ROUTES))
-def test_a_huge_body_is_413(api: Api, world: World, operator: Operator, route_name: str) -> None:
-    route = ROUTES[route_name]
+def test_a_huge_body_is_413(
+    api: Api, shared_world: World, operator: Operator, route_name: str
+) -> None:
+    route, world = ROUTES[route_name], shared_world  # refused before anything is read
     path = route.path(world, api, operator)
     response = _call(api, route, path, world, b"{" + b" " * HUGE + b"}")
     assert (response.status_code, error_of(response)[1]) == (413, "request body too large")
@@ -77,9 +80,9 @@ def _chunks() -> Iterator[bytes]:
 
 @pytest.mark.parametrize("route_name", [n for n, r in ROUTES.items() if r.takes_body])
 def test_a_huge_streamed_body_is_413(
-    api: Api, world: World, operator: Operator, route_name: str
+    api: Api, shared_world: World, operator: Operator, route_name: str
 ) -> None:
-    route = ROUTES[route_name]
+    route, world = ROUTES[route_name], shared_world  # refused before the body is parsed
     path = route.path(world, api, operator)
     response = _call(api, route, path, world, _chunks())
     assert (response.status_code, error_of(response)[1]) == (413, "request body too large")

@@ -1,21 +1,39 @@
-"""Several ``ledger serve`` processes, the store going away, start-up checks, logs, metrics."""
+"""Several ``ledger serve`` processes, the store going away, start-up checks, logs, metrics.
+
+Seen once while writing the drain test: a client that keeps sending on a keep-alive connection
+after SIGTERM was still served by one worker until uvicorn's graceful-shutdown timeout (30 s),
+whose cancelled request then got uvicorn's own plain-text 500. The drain test therefore stops
+its clients when it sends SIGTERM; the cause inside uvicorn is not pinned down yet.
+"""
 
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 from psycopg import sql
 
 from ledger.adapters.postgres import with_database
+from ledger.application import Ledger
+from ledger.config import Settings
 from tests.acceptance.conftest import Operator, World
-from tests.acceptance.service import Api, ServeProcess, TokenLog, error_of, wait_until
+from tests.acceptance.service import (
+    STOP_TIMEOUT_S,
+    Api,
+    ServeProcess,
+    TokenLog,
+    error_of,
+    wait_until,
+)
 from tests.integration.conftest import fresh_database
 
 
@@ -175,3 +193,76 @@ def test_metrics_expose_requests_commands_cache_and_batches(api: Api, world: Wor
         assert series in text, series
     ratio = re.search(r"^ledger_verify_cache_hit_ratio ([0-9.e+-]+)$", text, re.MULTILINE)
     assert ratio is not None and 0 < float(ratio.group(1)) <= 1
+
+
+def test_answers_are_not_held_back_by_nagle(api: Api) -> None:
+    """With several workers, connections have TCP_NODELAY (server.NoDelayH11Protocol): without
+    it every answer waited ~40 ms for the client's delayed ACK."""
+    timings = []
+    for _ in range(21):
+        started = time.perf_counter()
+        assert api.get("/healthz").status_code == 200
+        timings.append(time.perf_counter() - started)
+    assert sorted(timings)[10] < 0.030
+
+
+def test_sigterm_drains_in_flight_requests_and_flushes_the_ledger(
+    postgres_url: str, tmp_path: Path, token_log: TokenLog
+) -> None:
+    """Requests answered during shutdown were committed; nothing answered 5xx; the
+    ``last_used_at`` buffer (written every 30 s) was flushed by ``Ledger.close()``."""
+    url = fresh_database(postgres_url)
+    process = ServeProcess(url, tmp_path / "serve.log", workers=2)
+    process.wait_ready()
+    clients = [Api(process.base_url, token_log) for _ in range(8)]
+    try:
+        setup = Ledger(url, settings=Settings(pool_size=1))
+        try:
+            user = setup.create_user("drain")
+        finally:
+            setup.close()
+        token_log.add(user.token)
+        assert clients[0].get("/api/me", token=user.token).status_code == 200  # noted, unflushed
+        answers: list[tuple[int, str | None]] = []
+        stop = threading.Event()
+
+        def mint(api: Api) -> None:
+            while not stop.is_set():
+                try:
+                    response = api.post("/api/tokens", token=user.token, json={"name": "d"})
+                except httpx.TransportError:
+                    return  # a request sent on a connection the server was closing
+                answers.append((response.status_code, response.json().get("id")))
+
+        threads = [threading.Thread(target=mint, args=(api,)) for api in clients]
+        for thread in threads:
+            thread.start()
+        wait_until(lambda: len(answers) >= 20, what="requests in flight")
+        process.process.send_signal(signal.SIGTERM)
+        # The clients send nothing new (see the module's note on keep-alive); what they have in
+        # flight must still be answered.
+        stop.set()
+        for thread in threads:
+            thread.join()
+        assert process.process.wait(STOP_TIMEOUT_S) == 0
+    finally:
+        for api in clients:
+            api.close()
+        process.stop()
+    assert {status for status, _ in answers} == {201}
+    minted = {token_id for _, token_id in answers}
+    with psycopg.connect(url) as conn:
+        stored = {
+            str(row[0])
+            for row in conn.execute(
+                "SELECT credential_id FROM ledger_credentials WHERE name = 'd'"
+            ).fetchall()
+        }
+        last_used = conn.execute(
+            "SELECT last_used_at FROM ledger_credentials WHERE name = 'initial token' "
+            "AND user_id = %s",
+            (user.user_id,),
+        ).fetchone()
+    assert minted <= stored
+    assert last_used is not None and last_used[0] is not None
+    assert "Traceback" not in process.log_text()

@@ -18,11 +18,13 @@ the embedded server and removes the metrics directory.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import logging.config
 import os
 import signal
+import socket
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -30,6 +32,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ledger import migrations
 from ledger.adapters.postgres import database_url
@@ -102,6 +105,22 @@ def worker_app() -> FastAPI:
     return create_app(ledger, hooks=[contextlib.closing, *HOOKS])
 
 
+class NoDelayH11Protocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol with ``TCP_NODELAY`` on every connection.
+
+    asyncio turns Nagle's algorithm off only for sockets whose ``proto`` is ``IPPROTO_TCP``;
+    the listening socket uvicorn binds for ``--workers N`` (N > 1) has ``proto`` 0, so accepted
+    connections kept Nagle on, and an answer written in two parts (head, then body) waited for
+    the client's delayed ACK: ~40 ms per request instead of ~2 ms (measured on ``whoami``).
+    """
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().connection_made(transport)
+
+
 def _log_level() -> str:
     return os.environ.get("LEDGER_LOG_LEVEL", "INFO").upper()
 
@@ -157,6 +176,7 @@ def serve(
                 host=host,
                 port=port,
                 workers=workers,
+                http=NoDelayH11Protocol,
                 log_config=log_config(level),
                 log_level=level.lower(),
                 access_log=False,
