@@ -136,35 +136,53 @@ def projections_rebuild(
 # ----------------------------------------------------------------------------------- audit
 
 
-def _events_table(events: list[AuditEvent]) -> Table:
-    table = Table("position", "at", "type", "kind", "credential / user", "actor", "details")
+def _table(*columns: str) -> Table:
+    table = Table()
+    for column in columns:
+        table.add_column(column, overflow="fold")  # ids and instants whole, never cut short
+    return table
+
+
+def _time(value: datetime | None, empty: str = "") -> str:
+    return value.isoformat(timespec="seconds") if value else empty
+
+
+def _events_table(events: list[AuditEvent], *, subject: bool = True) -> Table:
+    table = _table(
+        "#", "at", "type", *(("credential / user",) if subject else ()), "actor", "details"
+    )
     for e in events:
-        subject = str(e.credential_id) if e.credential_id else f"user {e.user_id}"
-        details = ", ".join(f"{k}={v}" for k, v in e.data.items() if v is not None)
+        who = f"{e.kind} {e.credential_id}" if e.credential_id else f"member {e.user_id}"
+        details = "\n".join(f"{k}={v}" for k, v in e.data.items() if v is not None)
         table.add_row(
             str(e.position),
-            e.at.isoformat(),
+            _time(e.at),
             e.type,
-            e.kind or "",
-            subject,
-            f"{e.actor.type}:{e.actor.id}",
+            *((who,) if subject else ()),
+            f"{e.actor.type} {e.actor.id}",
             details,
         )
     return table
 
 
 def _states_table(states: list[CredentialState]) -> Table:
-    table = Table("id", "kind", "prefix", "name / daemon", "created", "expires", "revoked")
+    table = _table("id", "kind", "prefix", "name / daemon", "created", "expires")
     for s in states:
         table.add_row(
             str(s.credential_id),
             s.kind,
             s.token_prefix,
             s.name or s.daemon_id or "",
-            s.created_at.isoformat(),
-            s.expires_at.isoformat() if s.expires_at else "never",
-            s.revoked_at.isoformat() if s.revoked_at else "",
+            _time(s.created_at),
+            _time(s.expires_at, "never"),
         )
+    return table
+
+
+def _state_fields(state: CredentialState) -> Table:
+    table = _table("field", "value")
+    for key, value in state.to_json().items():
+        table.add_row(key, "" if value is None else str(value))
     return table
 
 
@@ -185,8 +203,8 @@ def audit_history(
     if as_json:
         print_json(history.to_json())
         return
-    out.print(_states_table([history.credential]))
-    out.print(_events_table(history.events))
+    out.print(_state_fields(history.credential))
+    out.print(_events_table(history.events, subject=False))
 
 
 @audit_app.command("events")

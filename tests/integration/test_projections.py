@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
@@ -23,6 +23,10 @@ CREDENTIAL_COLUMNS = (
     "install_token_id, created_by, created_at, expires_at, revoked_at, revoked_reason, "
     "consumed_at, version"
 )
+
+
+def rfc3339(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
 
 
 def snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
@@ -56,10 +60,9 @@ def test_history_lists_every_event_of_a_credential_with_actor_and_time(
         minted.info.created_at + timedelta(hours=2),
     ]
     renewed = history.events[1].to_json()
-    assert renewed["expires_at_before"] == (minted.info.created_at + timedelta(days=3)).isoformat()
-    assert (
-        renewed["expires_at_after"]
-        == (clock.now() - timedelta(hours=1) + timedelta(days=90)).isoformat()
+    assert renewed["expires_at_before"] == rfc3339(minted.info.created_at + timedelta(days=3))
+    assert renewed["expires_at_after"] == rfc3339(
+        clock.now() - timedelta(hours=1) + timedelta(days=90)
     )
     assert history.events[2].data == {"reason": "user_request"}
     state = history.credential

@@ -68,8 +68,8 @@ def test_renewal_row_carries_expiry_before_and_after() -> None:
     assert minted.data["token_prefix"] == credential.token_prefix
     assert renewed.type == "renewed"
     assert renewed.data == {
-        "expires_at_before": (T0 + timedelta(days=5)).isoformat(),
-        "expires_at_after": (T0 + timedelta(days=91)).isoformat(),
+        "expires_at_before": "2026-03-06T14:00:00Z",
+        "expires_at_after": "2026-05-31T14:00:00Z",
     }
     assert (renewed.kind, renewed.user_id) == ("personal_access_token", USER)
 

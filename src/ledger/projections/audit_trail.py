@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 from uuid import UUID
 
@@ -96,9 +96,12 @@ class AuditRow:
 
 
 def _text(value: UUID | datetime | None) -> str | None:
+    """Ids as text; instants in UTC RFC 3339 with ``Z`` (as the HTTP answers write them)."""
     if value is None:
         return None
-    return value.isoformat() if isinstance(value, datetime) else str(value)
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return str(value)
 
 
 def minted_context(event: Credential.Minted) -> CredentialContext:
