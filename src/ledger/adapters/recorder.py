@@ -63,9 +63,11 @@ def _batch_statement(schema: str, events_table: str) -> str:
             "  FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS t(e, pos)"
             "), refused AS ("
             # a command is refused if any of its events' keys is taken in the table ...
-            "  SELECT ev.cmd FROM ev JOIN {events} t"
-            "    ON t.originator_id = ev.originator_id"
-            "   AND t.originator_version = ev.originator_version"
+            # (a LATERAL probe with LIMIT 1, not a join: a generic plan made while the table
+            # was small would otherwise scan the whole table on every batch, ADR 0012)
+            "  SELECT ev.cmd FROM ev CROSS JOIN LATERAL (SELECT 1 FROM {events} t"
+            "    WHERE t.originator_id = ev.originator_id"
+            "      AND t.originator_version = ev.originator_version LIMIT 1) AS taken"
             "  UNION"
             # ... or by an earlier command of the same batch
             "  SELECT cmd FROM (SELECT cmd, min(cmd) OVER ("
