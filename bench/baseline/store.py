@@ -1,8 +1,18 @@
 """A one-row-per-token credential store, as a conventional service would write it.
 
-One ``tokens`` table, one mutable row per token. Minting is one ``INSERT``; exchanging an install
-token is one transaction: a guarded ``UPDATE … RETURNING`` that marks the install token used
-(only if it is unused, unrevoked and unexpired) followed by the ``INSERT`` of the daemon token.
+One ``tokens`` table, one mutable row per token, written as the reference system does:
+
+- mint: one ``INSERT``;
+- exchange an install token: one transaction, a guarded ``UPDATE … WHERE used_at IS NULL …
+  RETURNING`` that marks the install token used (only if it is unused, unrevoked and unexpired)
+  followed by the ``INSERT`` of the daemon token;
+- renew a personal access token: read the row, and when 7 days or less remain a compare-and-set
+  ``UPDATE … WHERE id = … AND expires_at = <the value read>``; a loser re-reads the winner's
+  expiry;
+- revoke: ``UPDATE … SET revoked_at = now() WHERE … AND revoked_at IS NULL`` (a revoked flag);
+- verify: hash the presented token and ``SELECT`` its row by the unique index on ``token_hash``,
+  once per request (no cache), then check usability.
+
 Tokens are generated and hashed exactly as the ledger does (``ledger.tokens``), so both sides pay
 the same CPU for token text.
 """
@@ -10,7 +20,8 @@ the same CPU for token text.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
 from psycopg_pool import ConnectionPool
@@ -47,10 +58,51 @@ _MINT_DAEMON = (
     "VALUES (%s, %s, 'daemon', %s, %s)"
 )
 _COPY_INSTALL = "COPY tokens (id, token_hash, kind, workspace_id, expires_at) FROM STDIN"
+_COPY_PAT = "COPY tokens (id, token_hash, kind, user_id, expires_at) FROM STDIN"
 _COUNTS = (
     "SELECT count(*) FILTER (WHERE kind = 'install' AND used_at IS NOT NULL), "
     "count(*) FILTER (WHERE kind = 'daemon') FROM tokens"
 )
+_VERIFY = (
+    "SELECT id, kind, user_id, workspace_id, daemon_id, expires_at, used_at, revoked_at "
+    "FROM tokens WHERE token_hash = %s"
+)
+_READ_PAT = "SELECT id, expires_at, revoked_at FROM tokens WHERE token_hash = %s AND kind = 'pat'"
+_RENEW_CAS = "UPDATE tokens SET expires_at = %s WHERE id = %s AND expires_at = %s"
+_REVOKE = (
+    "UPDATE tokens SET revoked_at = now() "
+    "WHERE id = %s AND user_id = %s AND kind = 'pat' AND revoked_at IS NULL"
+)
+_EXISTS = "SELECT 1 FROM tokens WHERE id = %s AND user_id = %s AND kind = 'pat'"
+RENEWAL_WINDOW = timedelta(days=7)
+RENEWAL_EXTENSION = timedelta(days=90)
+
+
+@dataclass(frozen=True, slots=True)
+class BaselinePrincipal:
+    """Who a verified token stands for."""
+
+    token_id: UUID
+    kind: str
+    user_id: UUID | None
+    workspace_id: UUID | None
+    daemon_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Renewal:
+    """What a renewal did (``renewed`` for exactly one of racing renewals)."""
+
+    renewed: bool
+    expires_at: datetime | None
+
+
+@dataclass(slots=True)
+class SeededTokens:
+    """Rows written by a bulk insert: their ids and raw texts, in the same order."""
+
+    ids: list[UUID] = field(default_factory=list)
+    raw: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +175,94 @@ class BaselineStore:
                 _MINT_DAEMON, (uuid4(), daemon.token_hash, row[0], daemon_id), prepare=True
             )
         return daemon
+
+    def insert_personal_access_tokens(
+        self, user_id: UUID, count: int, expires_in: timedelta
+    ) -> SeededTokens:
+        """Create ``count`` personal access tokens of ``user_id`` (set-up, not measured)."""
+        tokens = [issue(TokenKind.PERSONAL_ACCESS_TOKEN) for _ in range(count)]
+        seeded = SeededTokens(ids=[uuid4() for _ in tokens], raw=[t.raw for t in tokens])
+        expires_at = datetime.now(UTC) + expires_in
+        with (
+            self._pool.connection() as conn,
+            conn.transaction(),
+            conn.cursor().copy(_COPY_PAT) as copy,
+        ):
+            for token_id, token in zip(seeded.ids, tokens, strict=True):
+                copy.write_row((token_id, token.token_hash, "pat", user_id, expires_at))
+        return seeded
+
+    def verify(self, raw: str) -> BaselinePrincipal | None:
+        """One indexed lookup by token hash; ``None`` unless the token is usable now."""
+        with self._pool.connection() as conn:
+            row = conn.execute(_VERIFY, (hash_token(raw),), prepare=True).fetchone()
+        if row is None:
+            return None
+        token_id, kind, user_id, workspace_id, daemon_id, expires_at, used_at, revoked_at = row
+        now = datetime.now(UTC)
+        if (
+            (expires_at is not None and expires_at <= now)
+            or revoked_at is not None
+            or (kind == "install" and used_at is not None)
+        ):
+            return None
+        return BaselinePrincipal(token_id, kind, user_id, workspace_id, daemon_id)
+
+    def renew_personal_access_token(self, raw: str) -> Renewal | None:
+        """Extend to now + 90 days when 7 days or less remain: compare-and-set on the expiry
+        read. ``None`` when the token is unknown, revoked or expired."""
+        token_hash = hash_token(raw)
+        with self._pool.connection() as conn:
+            row = conn.execute(_READ_PAT, (token_hash,), prepare=True).fetchone()
+            now = datetime.now(UTC)
+            if row is None or row[2] is not None or (row[1] is not None and row[1] <= now):
+                return None
+            token_id, expires_at = row[0], row[1]
+            if expires_at is None or expires_at - now > RENEWAL_WINDOW:
+                return Renewal(renewed=False, expires_at=expires_at)
+            after = now + RENEWAL_EXTENSION
+            cursor = conn.execute(_RENEW_CAS, (after, token_id, expires_at), prepare=True)
+            if cursor.rowcount == 1:
+                return Renewal(renewed=True, expires_at=after)
+            # Lost the race: report the winner's expiry.
+            again = conn.execute(_READ_PAT, (token_hash,), prepare=True).fetchone()
+        return Renewal(renewed=False, expires_at=again[1] if again else None)
+
+    def revoke_personal_access_token(self, user_id: UUID, token_id: UUID) -> bool:
+        """Set the revoked flag; ``False`` if there is no such token of the user. Revoking a
+        revoked token is a no-op that returns ``True``."""
+        with self._pool.connection() as conn:
+            if conn.execute(_REVOKE, (token_id, user_id), prepare=True).rowcount == 1:
+                return True
+            return conn.execute(_EXISTS, (token_id, user_id)).fetchone() is not None
+
+    def count_existing(self, token_hashes: Sequence[str]) -> int:
+        """How many of these token hashes have a row (acknowledged writes must all be there)."""
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM tokens WHERE token_hash = ANY(%s)", (list(token_hashes),)
+            ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def count_revoked(self, token_ids: Sequence[UUID]) -> int:
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM tokens WHERE id = ANY(%s) AND revoked_at IS NOT NULL",
+                (list(token_ids),),
+            ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def count_renewed(self, raws: Sequence[str], after: datetime) -> int:
+        """How many of these tokens now expire later than ``after``."""
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM tokens WHERE token_hash = ANY(%s) AND expires_at > %s",
+                ([hash_token(r) for r in raws], after),
+            ).fetchone()
+        assert row is not None
+        return int(row[0])
 
     def exchange_counts(self) -> ExchangeCounts:
         with self._pool.connection() as conn:
