@@ -153,8 +153,8 @@ class Projections:
                 self.projections[name].view.ensure_tracking(curs)
         return {name: self.projections[name].view.lock_position(curs) for name in names}
 
-    def _events_after(self, curs: Curs, position: int) -> list[Positioned]:
-        curs.execute(self._after, (position, self.batch_size), prepare=True)
+    def _events_after(self, curs: Curs, position: int, limit: int) -> list[Positioned]:
+        curs.execute(self._after, (position, limit), prepare=True)
         batch = []
         for row in curs.fetchall():
             event = self._mapper.to_domain_event(
@@ -178,7 +178,7 @@ class Projections:
             low = min(positions.values())
             if until is not None and low >= until:
                 return None
-            events = self._events_after(curs, low)
+            events = self._events_after(curs, low, self.batch_size)
             if not events:
                 return None
             last = events[-1].position
@@ -265,11 +265,7 @@ class Projections:
         }
 
     def _first_after(self, curs: Curs, position: int) -> Positioned | None:
-        saved, self.batch_size = self.batch_size, 1
-        try:
-            events = self._events_after(curs, position)
-        finally:
-            self.batch_size = saved
+        events = self._events_after(curs, position, 1)
         return events[0] if events else None
 
     # ------------------------------------------------------------------------- live runner
