@@ -19,6 +19,7 @@ from psycopg import sql
 
 from ledger.adapters.postgres import CREDENTIALS_TABLE
 from ledger.domain import Credential, TokenKind
+from ledger.domain.credential import usable_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,12 +71,13 @@ class CredentialRow:
         return TokenKind(self.kind)
 
     def is_usable(self, at: datetime) -> bool:
-        """The contract's usability rule, on the row (same rule as ``Credential.is_usable``)."""
-        return (
-            self.created_at <= at
-            and (self.expires_at is None or at < self.expires_at)
-            and (self.revoked_at is None or self.revoked_at > at)
-            and (self.consumed_at is None or self.consumed_at > at)
+        """The contract's usability rule (``ledger.domain.credential.usable_at``)."""
+        return usable_at(
+            at,
+            minted_at=self.created_at,
+            expires_at=self.expires_at,
+            revoked_at=self.revoked_at,
+            consumed_at=self.consumed_at,
         )
 
 

@@ -26,6 +26,25 @@ INSTALL_TOKEN_LIFETIME = timedelta(minutes=15)
 INITIAL_PAT_LIFETIME = timedelta(days=90)
 
 
+def usable_at(
+    at: datetime,
+    *,
+    minted_at: datetime,
+    expires_at: datetime | None,
+    revoked_at: datetime | None,
+    consumed_at: datetime | None,
+) -> bool:
+    """The contract's rule: usable at ``at`` iff minted at or before it, ``at`` before the
+    expiry (if any), and neither revoked nor consumed at or before it. Every view of a credential
+    (the aggregate, the auth table's row, a state as of an instant) decides with this one."""
+    return (
+        minted_at <= at
+        and (expires_at is None or at < expires_at)
+        and (revoked_at is None or revoked_at > at)
+        and (consumed_at is None or consumed_at > at)
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class RenewalOutcome:
     """What a renewal did: ``renewed`` is true for exactly one of any set of racing renewals."""
@@ -222,17 +241,15 @@ class Credential(LedgerAggregate):
     def minted_at(self) -> datetime:
         return self.created_on
 
-    def is_expired(self, at: datetime) -> bool:
-        return self.expires_at is not None and at >= self.expires_at
-
     def is_usable(self, at: datetime) -> bool:
         """Usable at ``at`` iff minted at or before it, not expired, neither revoked nor
         consumed at or before it."""
-        return (
-            self.minted_at <= at
-            and not self.is_expired(at)
-            and (self.revoked_at is None or self.revoked_at > at)
-            and (self.consumed_at is None or self.consumed_at > at)
+        return usable_at(
+            at,
+            minted_at=self.minted_at,
+            expires_at=self.expires_at,
+            revoked_at=self.revoked_at,
+            consumed_at=self.consumed_at,
         )
 
     # ----------------------------------------------------------------------------- commands

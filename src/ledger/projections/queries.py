@@ -21,6 +21,7 @@ from psycopg import sql
 
 from ledger.adapters.postgres import CREDENTIALS_TABLE
 from ledger.domain import Actor
+from ledger.domain.credential import usable_at
 from ledger.errors import CredentialNotFound, InvalidQueryParameter
 from ledger.projections.audit_trail import AUDIT_COLUMNS, AUDIT_TABLE, EVENT_TYPES
 from ledger.projections.credentials import CREDENTIALS_VIEW, VIEW_COLUMNS
@@ -90,13 +91,13 @@ class CredentialState:
     last_used_at: datetime | None = None
 
     def is_usable(self, at: datetime) -> bool:
-        """The contract's rule: minted at or before ``at``, not expired, neither revoked nor
-        consumed at or before ``at``."""
-        return (
-            self.created_at <= at
-            and (self.expires_at is None or at < self.expires_at)
-            and (self.revoked_at is None or self.revoked_at > at)
-            and (self.consumed_at is None or self.consumed_at > at)
+        """The contract's usability rule (``ledger.domain.credential.usable_at``)."""
+        return usable_at(
+            at,
+            minted_at=self.created_at,
+            expires_at=self.expires_at,
+            revoked_at=self.revoked_at,
+            consumed_at=self.consumed_at,
         )
 
     def to_json(self) -> dict[str, Any]:
