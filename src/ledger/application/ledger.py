@@ -27,7 +27,7 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import Environment
 
 from ledger.adapters.credentials_table import CredentialRow, CredentialsTable
-from ledger.adapters.postgres import eventsourcing_env, translate_store_errors
+from ledger.adapters.postgres import connection_pool, eventsourcing_env, translate_store_errors
 from ledger.adapters.recorder import BatchCommand, LedgerRecorder
 from ledger.adapters.writer import GroupCommitWriter
 from ledger.application import validation
@@ -161,7 +161,8 @@ class Ledger(Application[UUID]):
             raise TypeError(msg)
         self._recorder = recorder
         self._database_url = database_url
-        self.credentials = CredentialsTable(recorder.datastore)
+        self._pool = connection_pool(database_url, self.settings, name="ledger-credentials")
+        self.credentials = CredentialsTable(self._pool, schema=recorder.datastore.schema)
         cache = VerifierCache(
             clock=self.clock,
             max_ttl=timedelta(seconds=self.settings.verify_cache_max_ttl_s),
@@ -261,6 +262,7 @@ class Ledger(Application[UUID]):
             self._invalidator.stop()
         self.usage.close()
         self.writer.close()
+        self._pool.close()
         super().close()
 
     def _ensure_invalidator(self) -> None:
