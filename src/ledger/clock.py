@@ -3,14 +3,42 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
 
 class Clock(Protocol):
-    """Something that tells the current time as an aware UTC datetime."""
+    """Something that tells the current time as an aware UTC datetime.
+
+    A clock may also have ``micros() -> int``: the same instant as integer microseconds since
+    the Unix epoch, without making a datetime (``micros_of`` uses it when it is there).
+    """
 
     def now(self) -> datetime: ...
+
+
+def to_micros(instant: datetime) -> int:
+    """An aware instant as integer microseconds since the Unix epoch (exact)."""
+    return (instant - _EPOCH) // _MICROSECOND
+
+
+def from_micros(micros: int) -> datetime:
+    """The UTC instant ``micros`` microseconds after the Unix epoch (exact)."""
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+def micros_of(clock: Clock) -> Callable[[], int]:
+    """Read ``clock`` as integer microseconds: its ``micros`` if it has one, else ``now()``
+    converted. (A verify cache hit compares integers: a datetime costs more than the compare.)"""
+    micros = getattr(clock, "micros", None)
+    if callable(micros):
+        return micros  # type: ignore[no-any-return]
+    return lambda: to_micros(clock.now())
 
 
 class SystemClock:
@@ -18,6 +46,9 @@ class SystemClock:
 
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+    def micros(self) -> int:
+        return time.time_ns() // 1000  # floored, as datetime.now is
 
 
 class ManualClock:
@@ -33,6 +64,9 @@ class ManualClock:
     def now(self) -> datetime:
         with self._lock:
             return self._now
+
+    def micros(self) -> int:
+        return to_micros(self.now())
 
     def advance(self, delta: timedelta) -> datetime:
         with self._lock:
