@@ -41,7 +41,7 @@ from psycopg import sql
 from ledger.adapters.credentials_table import AuthRow
 from ledger.adapters.postgres import translate_store_errors
 from ledger.application.views import Principal
-from ledger.clock import Clock, from_micros, micros_of, to_micros
+from ledger.clock import Clock, from_nanos, nanos_of, to_nanos
 from ledger.domain import Credential, TokenKind
 from ledger.domain.credential import usable_at
 from ledger.errors import InvalidToken
@@ -53,6 +53,10 @@ ALL_KINDS = frozenset(TokenKind)
 _KINDS = {kind.value: kind for kind in TokenKind}
 
 
+def _nanos(delta: timedelta) -> int:
+    return delta // timedelta(microseconds=1) * 1000
+
+
 class AuthRows(Protocol):
     """Where a miss reads a credential (``CredentialsTable``)."""
 
@@ -60,7 +64,7 @@ class AuthRows(Protocol):
 
 
 class UsageNotes(Protocol):
-    """Where accepted uses are noted, at microseconds since the epoch (``UsageRecorder``)."""
+    """Where accepted uses are noted, at nanoseconds since the epoch (``UsageRecorder``)."""
 
     def note(self, credential_id: UUID, at: int) -> None: ...
 
@@ -75,7 +79,7 @@ class CacheStats:
 
 
 class CacheEntry:
-    """What verify answers for one token digest, and until when (instants in microseconds
+    """What verify answers for one token digest, and until when (instants in nanoseconds
     since the Unix epoch, on the injected clock)."""
 
     __slots__ = ("credential_id", "fresh_until", "next_note", "principal", "usable_from")
@@ -95,28 +99,27 @@ class CacheEntry:
         self.fresh_until = fresh_until
         """The entry answers only before this instant."""
         self.next_note = usable_from
-        """When a hit next notes a use (``NOTE_EVERY_US`` apart; the first use at once)."""
+        """When a hit next notes a use (``NOTE_EVERY_NS`` apart; the first use at once)."""
 
 
-NOTE_EVERY_US = 1_000_000
+NOTE_EVERY_NS = 1_000_000_000
 """A credential verified from the cache notes its use at most once a second (``last_used_at``
-is approximate by contract; noting every hit costs a sixth of one)."""
+is approximate by contract; noting every hit cost about a fifth of one)."""
 
 
 class VerifierCache:
-    """A thread-safe LRU of verify answers by token digest, with lifetimes on the injected clock."""
+    """A thread-safe LRU of verify answers by token digest, with lifetimes in nanoseconds."""
 
     def __init__(
         self,
         *,
-        clock: Clock,
         max_ttl: timedelta,
         max_entries: int,
         unknown_ttl: timedelta = timedelta(seconds=5),
     ) -> None:
-        self._clock = clock
-        self._max_ttl = max_ttl
-        self._unknown_ttl = min(unknown_ttl, max_ttl)
+        """Instants come from the caller (the verifier reads the clock once per verify)."""
+        self._max_ttl_ns = _nanos(max_ttl)
+        self._unknown_ttl_ns = _nanos(min(unknown_ttl, max_ttl))
         self._max_entries = max_entries
         self.enabled = max_ttl > timedelta(0) and max_entries > 0
         self._entries: OrderedDict[bytes, CacheEntry] = OrderedDict()
@@ -133,7 +136,7 @@ class VerifierCache:
             return len(self._entries)
 
     def get(self, digest: bytes, now: int) -> CacheEntry | None:
-        """The fresh entry for the token with this digest at ``now`` (microseconds), or
+        """The fresh entry for the token with this digest at ``now`` (nanoseconds), or
         ``None`` (a miss).
 
         A hit takes no lock: each dict operation is atomic under the GIL, and a hit that
@@ -162,26 +165,26 @@ class VerifierCache:
         with self._lock:
             return self._epoch
 
-    def entry(self, credential_id: UUID, row: AuthRow | None, now: datetime) -> CacheEntry:
-        """The answer for ``row`` (``None``: no such credential) read at ``now``, with the
-        lifetime it may be cached for (``fresh_until <= now``: not at all)."""
-        now_us = to_micros(now)
+    def entry(self, credential_id: UUID, row: AuthRow | None, now: int) -> CacheEntry:
+        """The answer for ``row`` (``None``: no such credential) read at ``now``
+        (nanoseconds), with the lifetime it may be cached for (``fresh_until <= now``: not at
+        all)."""
         if row is None:
-            return CacheEntry(credential_id, None, now_us, to_micros(now + self._unknown_ttl))
-        fresh_until = now + self._max_ttl
-        if row.expires_at is not None and row.expires_at < fresh_until:
-            fresh_until = row.expires_at
+            return CacheEntry(credential_id, None, now, now + self._unknown_ttl_ns)
+        at = from_nanos(now)
         if not usable_at(
-            now,
+            at,
             minted_at=row.created_at,
             expires_at=row.expires_at,
             revoked_at=row.revoked_at,
             consumed_at=row.consumed_at,
         ):
-            # Minted after ``now`` (another process's clock): it will become usable, keep no
-            # entry. Otherwise expired (no entry), revoked or consumed: refused for good.
-            keep = row.created_at <= now and self.enabled
-            return CacheEntry(credential_id, None, now_us, to_micros(fresh_until) if keep else 0)
+            # Revoked or consumed: refused for good (an expired row gets no lifetime left).
+            # Minted after ``now`` (another process's clock): it will become usable, no entry.
+            keep = self.enabled and row.created_at <= at
+            return CacheEntry(
+                credential_id, None, now, self._until(now, row.expires_at) if keep else 0
+            )
         principal = Principal(
             credential_id=credential_id,
             kind=_KINDS[row.kind],
@@ -190,14 +193,19 @@ class VerifierCache:
             daemon_id=row.daemon_id,
             expires_at=row.expires_at,
         )
-        if not self.enabled:  # answered once, never kept: ``now`` is usable, nothing to convert
-            return CacheEntry(credential_id, principal, now_us, 0)
-        for end in (row.revoked_at, row.consumed_at):  # only ever later than ``now`` here
-            if end is not None and end < fresh_until:
-                fresh_until = end
-        return CacheEntry(
-            credential_id, principal, to_micros(row.created_at), to_micros(fresh_until)
-        )
+        if not self.enabled:  # answered once, never kept: nothing more to work out
+            return CacheEntry(credential_id, principal, now, 0)
+        # Revocation and consumption are later than ``now`` here (another process's clock).
+        fresh_until = self._until(now, row.expires_at, row.revoked_at, row.consumed_at)
+        return CacheEntry(credential_id, principal, to_nanos(row.created_at), fresh_until)
+
+    def _until(self, now: int, *ends: datetime | None) -> int:
+        """``now`` plus the maximum lifetime, or the earliest of ``ends`` if sooner."""
+        until = now + self._max_ttl_ns
+        for end in ends:
+            if end is not None:
+                until = min(until, to_nanos(end))
+        return until
 
     def put(self, digest: bytes, entry: CacheEntry, now: int, epoch: int) -> None:
         """Remember ``entry`` until its ``fresh_until``, unless something was evicted since
@@ -264,7 +272,7 @@ class Verifier:
         self.cache = cache
         self._before_read = before_read
         # Bound once: each attribute hop is a few percent of a hit.
-        self._now = micros_of(clock)
+        self._now = nanos_of(clock)
         self._cached = cache.get if cache.enabled else _no_entry
         self._note = usage.note if usage is not None else _no_note
 
@@ -285,7 +293,7 @@ class Verifier:
         if principal is None or principal.kind not in allowed_kinds or now < entry.usable_from:
             raise InvalidToken
         if now >= entry.next_note:  # racing threads may both note: harmless
-            entry.next_note = now + NOTE_EVERY_US
+            entry.next_note = now + NOTE_EVERY_NS
             self._note(principal.credential_id, now)
         return principal
 
@@ -303,7 +311,7 @@ class Verifier:
         epoch = cache.epoch if cache.enabled else 0
         with translate_store_errors():
             row = self._credentials.auth_row(credential_id)
-        entry = cache.entry(credential_id, row, from_micros(now))
+        entry = cache.entry(credential_id, row, now)
         cache.put(digest, entry, now, epoch)
         return entry
 

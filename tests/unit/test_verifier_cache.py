@@ -10,7 +10,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from ledger.adapters.credentials_table import AuthRow, CredentialRow
-from ledger.clock import ManualClock, from_micros, to_micros
+from ledger.clock import ManualClock, from_nanos, to_nanos
 from ledger.domain import Actor, Credential, TokenKind
 from ledger.errors import InvalidToken
 from ledger.tokens import TOKEN_LENGTH, issue, token_digest
@@ -65,13 +65,13 @@ class FakeUsage:
         self.noted: list[tuple[UUID, datetime]] = []
 
     def note(self, credential_id: UUID, at: int) -> None:
-        self.noted.append((credential_id, from_micros(at)))
+        self.noted.append((credential_id, from_nanos(at)))
 
 
 def make(
     clock: ManualClock, table: FakeTable, *, ttl_s: float = 60, entries: int = 1000
 ) -> Verifier:
-    cache = VerifierCache(clock=clock, max_ttl=timedelta(seconds=ttl_s), max_entries=entries)
+    cache = VerifierCache(max_ttl=timedelta(seconds=ttl_s), max_entries=entries)
     return Verifier(table, cache, clock)
 
 
@@ -308,7 +308,7 @@ def test_uses_are_noted_at_most_once_a_second_and_never_for_refusals() -> None:
     raw, r = row()
     table = FakeTable(r)
     usage = FakeUsage()
-    cache = VerifierCache(clock=clock, max_ttl=timedelta(seconds=60), max_entries=10)
+    cache = VerifierCache(max_ttl=timedelta(seconds=60), max_entries=10)
     verifier = Verifier(table, cache, clock, usage)
     verifier.verify(raw)  # the miss notes
     clock.advance(timedelta(milliseconds=999))
@@ -325,7 +325,7 @@ def test_without_a_cache_every_use_is_noted() -> None:
     clock = ManualClock(T0)
     raw, r = row()
     usage = FakeUsage()
-    cache = VerifierCache(clock=clock, max_ttl=timedelta(0), max_entries=10)
+    cache = VerifierCache(max_ttl=timedelta(0), max_entries=10)
     verifier = Verifier(FakeTable(r), cache, clock, usage)
     verifier.verify(raw)
     verifier.verify(raw)
@@ -334,14 +334,13 @@ def test_without_a_cache_every_use_is_noted() -> None:
 
 def test_a_row_read_before_an_eviction_is_not_cached_after_it() -> None:
     """The race that would let a revoked token back in: read, revoke + evict, then fill."""
-    clock = ManualClock(T0)
     raw, r = row()
     digest = token_digest(raw)
-    cache = VerifierCache(clock=clock, max_ttl=timedelta(seconds=60), max_entries=10)
+    cache = VerifierCache(max_ttl=timedelta(seconds=60), max_entries=10)
     epoch = cache.epoch  # a reader notes the epoch, then reads the (not yet revoked) row ...
-    entry = cache.entry(r.credential_id, auth_row(r), T0)
+    now = to_nanos(T0)
+    entry = cache.entry(r.credential_id, auth_row(r), now)
     cache.evict([r.credential_id])  # ... the revocation commits and evicts ...
-    now = to_micros(T0)
     cache.put(digest, entry, now, epoch)  # ... and the reader's stale fill arrives
     assert cache.get(digest, now) is None
     cache.put(digest, entry, now, cache.epoch)  # a read that began after it is cached
@@ -375,10 +374,10 @@ class ClockWithoutMicros:
         return self.at
 
 
-def test_a_clock_without_micros_serves_the_verifier_through_now() -> None:
+def test_a_clock_without_nanos_serves_the_verifier_through_now() -> None:
     raw, r = row(expires_at=T0 + timedelta(seconds=1))
     clock = ClockWithoutMicros(T0)
-    cache = VerifierCache(clock=clock, max_ttl=timedelta(seconds=60), max_entries=10)
+    cache = VerifierCache(max_ttl=timedelta(seconds=60), max_entries=10)
     verifier = Verifier(FakeTable(r), cache, clock)
     verifier.verify(raw)
     clock.at = T0 + timedelta(seconds=1)

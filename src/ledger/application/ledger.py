@@ -164,7 +164,6 @@ class Ledger(Application[UUID]):
         self._pool = connection_pool(database_url, self.settings, name="ledger-credentials")
         self.credentials = CredentialsTable(self._pool, schema=recorder.datastore.schema)
         cache = VerifierCache(
-            clock=self.clock,
             max_ttl=timedelta(seconds=self.settings.verify_cache_max_ttl_s),
             max_entries=self.settings.verify_cache_max_entries,
         )
