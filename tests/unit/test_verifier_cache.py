@@ -201,8 +201,9 @@ def test_the_least_recently_used_entry_goes_first() -> None:
     assert table.reads == 3
     verifier.verify(raw_b)
     assert table.reads == 4
-    # Evicting the credential whose entry the bound dropped finds nothing, and breaks nothing.
+    # The bound dropped c's entry and its id with it: evicting c finds nothing, breaks nothing.
     verifier.cache.evict([c.credential_id])
+    assert verifier.cache.stats.evictions == 0
     verifier.verify(raw_a)
     verifier.verify(raw_b)
     assert table.reads == 4
