@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
@@ -320,10 +321,14 @@ class CacheInvalidator:
     """Evicts, from one process's cache, what other processes changed.
 
     A thread LISTENs on the events table's channel (the recorder NOTIFYs once per committed
-    batch) and reads the ids of the events after its last position; it also looks every
-    ``poll_s`` without a notification. On any connection error it clears the cache, waits,
-    reconnects and catches up from the position it had reached, so a change committed while it
-    was disconnected is still evicted (entries cached meanwhile included).
+    batch, with its process's ``origin`` as payload) and reads the ids of the events after its
+    last position; it also looks every ``poll_s``. Batches of its own process (``own_origin``)
+    were evicted by the writing thread already, so they alone do not start a read: under write
+    load that saves a query per batch, and ``poll_s`` still moves the position along.
+
+    On any connection error it clears the cache, waits, reconnects and catches up from the
+    position it had reached, so a change committed while it was disconnected is still evicted
+    (entries cached meanwhile included).
     """
 
     BATCH = 10_000
@@ -335,9 +340,11 @@ class CacheInvalidator:
         *,
         events_table: str,
         channel: str,
+        own_origin: str | None = None,
         poll_s: float = 1.0,
     ) -> None:
         self._url = database_url
+        self._own_origin = own_origin
         self._cache = cache
         self._poll_s = poll_s
         self._listen = sql.SQL("LISTEN {}").format(sql.Identifier(channel)).as_string()
@@ -398,10 +405,19 @@ class CacheInvalidator:
                 backoff = min(backoff * 2, 5.0)
 
     def _follow(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+        last = time.monotonic()
         while not self._stop.is_set():
-            for _ in conn.notifies(timeout=self._poll_s, stop_after=1):
-                break
-            self._catch_up(conn)
+            foreign = heard = False
+            for notify in conn.notifies(timeout=self._poll_s, stop_after=1):
+                heard = True
+                foreign = notify.payload != self._own_origin
+            if heard and not foreign:
+                # Only our own batch so far: is another process's already queued behind it?
+                foreign = any(n.payload != self._own_origin for n in conn.notifies(timeout=0))
+            now = time.monotonic()
+            if foreign or now - last >= self._poll_s:
+                self._catch_up(conn)
+                last = now
 
     def _catch_up(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
         assert self.position is not None

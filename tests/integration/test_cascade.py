@@ -8,7 +8,6 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from psycopg import sql
 
 from ledger.application import Ledger, WorkspaceInfo
 from ledger.clock import ManualClock
@@ -96,10 +95,16 @@ def test_failure_in_the_middle_of_the_commit_writes_nothing(
         i: len(list(ledger.events.get(i))) for i in (workspace.id, daemon.token_id, unused.id)
     }
 
-    # The server fails after the batch statement has inserted the events and upserted the
-    # credentials rows, before COMMIT: a statement between them divides by zero.
+    # The server fails after the write-batch function has inserted the events and upserted the
+    # credentials rows, before COMMIT: the statement around it divides by zero on its result
+    # rows (a function scan runs the function to the end before the first row is projected).
     recorder = ledger.recorder
-    monkeypatch.setattr(recorder, "_notify", sql.SQL("SELECT 1/0"))
+    monkeypatch.setattr(
+        recorder,
+        "_write_batch",
+        "SELECT f.*, 1 / (f.notification_id - f.notification_id) AS boom "
+        "FROM ledger_write_batch(%s, %s, %s) AS f",
+    )
     with pytest.raises(ServiceUnavailable):
         ledger.remove_member(owner, workspace.id, admin.user_id)
     monkeypatch.undo()

@@ -7,7 +7,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -15,6 +17,7 @@ import pytest
 from ledger.application import Ledger
 from ledger.config import Settings
 from ledger.errors import InvalidToken
+from ledger.verifier import CacheInvalidator, VerifierCache
 from tests.integration.conftest import new_user
 
 FOLLOWER = Path(__file__).with_name("verify_follower.py")
@@ -85,3 +88,51 @@ def test_the_invalidator_survives_a_dropped_connection(
             time.sleep(0.01)
     finally:
         other.close()
+
+
+def test_the_invalidator_reads_for_other_processes_batches_not_its_own(
+    wall_clock_ledger: Ledger, database_url: str
+) -> None:
+    ledger = wall_clock_ledger
+    me, _ = new_user(ledger)
+    cache = VerifierCache(clock=ledger.clock, max_ttl=timedelta(seconds=60), max_entries=10)
+    recorder = ledger._recorder
+    invalidator = CacheInvalidator(
+        database_url,
+        cache,
+        events_table=recorder.events_table_name,
+        channel=recorder.channel_name,
+        own_origin=recorder.origin,
+        poll_s=3600,  # no periodic read within the test: only notifications start one
+    )
+    reads = 0
+    real_catch_up = invalidator._catch_up
+
+    def counting_catch_up(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+        nonlocal reads
+        reads += 1
+        real_catch_up(conn)
+
+    invalidator._catch_up = counting_catch_up  # type: ignore[method-assign]
+    other = Ledger(database_url, settings=Settings(pool_size=1))
+    try:
+        invalidator.start()
+        reads = 0  # the first read at connection time
+        ledger.mint_personal_access_token(me, "own", None)  # this process's batch: no read
+        theirs = other.mint_personal_access_token(me, "theirs", None)  # another's: one read
+        deadline = time.monotonic() + 30
+        while invalidator.position is None or invalidator.position < head(database_url):
+            assert time.monotonic() < deadline, "the other process's batch was never read"
+            time.sleep(0.01)
+        assert reads == 1
+        assert theirs.info.id is not None
+    finally:
+        invalidator.stop()
+        other.close()
+
+
+def head(database_url: str) -> int:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT max(notification_id) FROM ledger_events").fetchone()
+        assert row is not None
+        return int(row[0])

@@ -7,8 +7,10 @@ event, so the batch statement can tell, against the primary key, exactly which c
 conflict: those are refused and the rest are inserted. One stale command never fails its
 neighbours, and no savepoints are needed. The primary key still backs the check.
 
-A batch is one round trip: ``BEGIN``, the lock, one statement (conflict check, event insert and
-credentials upsert as data-modifying CTEs), ``NOTIFY`` and ``COMMIT`` travel in one pipeline.
+A batch is one statement, its own transaction on an autocommit connection: the database
+function ``ledger_write_batch`` (migration 0003, ADR 0015) sets the lock timeout, takes the lock,
+queues the ``NOTIFY`` and runs the conflict check, the event insert and the credentials upsert as
+data-modifying CTEs. One round trip, one prepared statement.
 """
 
 from __future__ import annotations
@@ -20,98 +22,43 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import psycopg
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg import sql
-from psycopg.pq import TransactionStatus
+from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
-from ledger.adapters.credentials_table import (
-    MUTABLE_COLUMNS,
-    SQL_TYPES,
-    WRITE_COLUMNS,
-    CredentialRow,
-    row_values,
-)
-from ledger.adapters.postgres import CREDENTIALS_TABLE
+from ledger.adapters.credentials_table import CredentialRow, row_values
+from ledger.adapters.postgres import CREDENTIALS_TABLE, EVENTS_TABLE
 
 
 @dataclass(frozen=True, slots=True)
 class BatchCommand:
-    """The writes of one command: its events and the credentials-table rows they produce."""
+    """The writes of one command: its events and the credentials-table rows they produce.
+
+    Built on the thread that issues the command, which also encodes it (``events_json``,
+    ``rows_json``): the writer thread, that every batch waits for, only joins the texts.
+    """
 
     events: Sequence[StoredEvent]
     credential_rows: Sequence[CredentialRow] = field(default_factory=tuple)
+    events_json: str = field(init=False)
+    rows_json: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        # States travel as hex: the stored bytes are exactly the mapper's (ADR 0012).
+        events = [
+            (e.originator_id, e.originator_version, e.topic, e.state.hex()) for e in self.events
+        ]
+        object.__setattr__(self, "events_json", _dumps(events))
+        object.__setattr__(self, "rows_json", _dumps([row_values(r) for r in self.credential_rows]))
 
 
 class BatchIntegrityError(IntegrityError):
     """Raised when the store refused a batch that the under-lock check had accepted."""
-
-
-def _batch_statement(schema: str, events_table: str) -> str:
-    events = sql.Identifier(schema, events_table)
-    credentials = sql.Identifier(schema, CREDENTIALS_TABLE)
-    columns = sql.SQL(", ").join(sql.Identifier(c) for c in WRITE_COLUMNS)
-    return (
-        sql.SQL(
-            "WITH ev AS ("
-            "  SELECT (e->>0)::uuid AS originator_id, (e->>1)::bigint AS originator_version,"
-            "         e->>2 AS topic, decode(e->>3, 'hex') AS state, (e->>4)::int AS cmd, pos"
-            "  FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS t(e, pos)"
-            "), refused AS ("
-            # a command is refused if any of its events' keys is taken in the table ...
-            # (a LATERAL probe with LIMIT 1, not a join: a generic plan made while the table
-            # was small would otherwise scan the whole table on every batch, ADR 0012)
-            "  SELECT ev.cmd FROM ev CROSS JOIN LATERAL (SELECT 1 FROM {events} t"
-            "    WHERE t.originator_id = ev.originator_id"
-            "      AND t.originator_version = ev.originator_version LIMIT 1) AS taken"
-            "  UNION"
-            # ... or by an earlier command of the same batch
-            "  SELECT cmd FROM (SELECT cmd, min(cmd) OVER ("
-            "    PARTITION BY originator_id, originator_version) AS first FROM ev) AS keys"
-            "  WHERE cmd > first"
-            "), inserted AS ("
-            "  INSERT INTO {events} (originator_id, originator_version, topic, state)"
-            "  SELECT originator_id, originator_version, topic, state FROM ev"
-            "  WHERE cmd NOT IN (SELECT cmd FROM refused) ORDER BY pos"
-            "  RETURNING notification_id, originator_id, originator_version"
-            "), upserted AS ("
-            "  INSERT INTO {credentials} ({columns})"
-            "  SELECT DISTINCT ON (r.credential_id) {r_columns}"
-            "  FROM (SELECT {casts}, (r->>{cmd})::int AS cmd"
-            "        FROM jsonb_array_elements(%s::jsonb) AS t(r)) AS r"
-            "  WHERE r.cmd NOT IN (SELECT cmd FROM refused)"
-            "  ORDER BY r.credential_id, r.version DESC"
-            "  ON CONFLICT (credential_id) DO UPDATE SET {updates}"
-            "  WHERE {credentials}.version < EXCLUDED.version"
-            "  RETURNING 1"
-            ") "
-            "SELECT cmd, NULL::bigint AS notification_id, NULL::uuid AS originator_id,"
-            "       NULL::bigint AS originator_version FROM refused "
-            "UNION ALL "
-            "SELECT NULL, notification_id, originator_id, originator_version FROM inserted"
-        )
-        .format(
-            events=events,
-            credentials=credentials,
-            columns=columns,
-            r_columns=sql.SQL(", ").join(sql.Identifier("r", c) for c in WRITE_COLUMNS),
-            casts=sql.SQL(", ").join(
-                sql.SQL("(r->>{i})::{type} AS {c}").format(
-                    i=sql.Literal(i), type=sql.SQL(SQL_TYPES[c]), c=sql.Identifier(c)
-                )
-                for i, c in enumerate(WRITE_COLUMNS)
-            ),
-            cmd=sql.Literal(len(WRITE_COLUMNS)),
-            updates=sql.SQL(", ").join(
-                sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in MUTABLE_COLUMNS
-            ),
-        )
-        .as_string()
-    )
 
 
 def _json_value(value: object) -> str:
@@ -126,26 +73,17 @@ def _json_value(value: object) -> str:
 _dumps = json.JSONEncoder(default=_json_value, separators=(",", ":"), ensure_ascii=False).encode
 
 
+def _verbatim(text: str) -> str:
+    return text
+
+
 def _batch_params(commands: Sequence[BatchCommand]) -> tuple[Jsonb, Jsonb]:
-    """The batch as two JSON arrays (events, credentials rows), each entry tagged with its
-    command's index. One C-encoded JSON text per side costs far less Python than psycopg's
-    per-element dumping of ~22 column arrays (ADR 0012); states travel as hex."""
-    events: list[tuple[Any, ...]] = []
-    rows: list[tuple[Any, ...]] = []
-    for index, command in enumerate(commands):
-        for event in command.events:
-            events.append(
-                (
-                    event.originator_id,
-                    event.originator_version,
-                    event.topic,
-                    event.state.hex(),
-                    index,
-                )
-            )
-        for row in command.credential_rows:
-            rows.append((*row_values(row), index))
-    return Jsonb(events, dumps=_dumps), Jsonb(rows, dumps=_dumps)
+    """The batch as two JSON arrays with one entry per command (its events; its rows): one
+    string join each, where psycopg's per-element dumping of ~22 column arrays cost Python per
+    value (ADR 0012). A command's index is its position in the arrays."""
+    events = "[" + ",".join([c.events_json for c in commands]) + "]"
+    rows = "[" + ",".join([c.rows_json for c in commands]) + "]"
+    return Jsonb(events, dumps=_verbatim), Jsonb(rows, dumps=_verbatim)
 
 
 class LedgerRecorder(PostgresApplicationRecorder):
@@ -153,10 +91,12 @@ class LedgerRecorder(PostgresApplicationRecorder):
 
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
-        # Rendered once: psycopg would re-render a Composed statement on every execute.
-        self._batch = _batch_statement(datastore.schema, events_table_name)
+        if events_table_name != EVENTS_TABLE:  # pragma: no cover - configuration error
+            msg = f"the write-batch function writes {EVENTS_TABLE}, not {events_table_name}"
+            raise ValueError(msg)
         events = sql.Identifier(datastore.schema, events_table_name)
         credentials = sql.Identifier(datastore.schema, CREDENTIALS_TABLE)
+        # Rendered once: psycopg would re-render a Composed statement on every execute.
         self._credential_and_workspace = (
             sql.SQL(
                 "SELECT originator_id, originator_version, topic, state FROM {events} "
@@ -167,11 +107,14 @@ class LedgerRecorder(PostgresApplicationRecorder):
             .format(events=events, credentials=credentials)
             .as_string()
         )
-        self._notify = sql.SQL("NOTIFY {}").format(sql.Identifier(self.channel_name)).as_string()
-        self._lock = [
-            statement.as_string() if isinstance(statement, sql.Composable) else statement
-            for statement in self.lock_table_statements
-        ]
+        self.origin = uuid4().hex
+        """This recorder's NOTIFY payload: a process's cache invalidator skips its own batches."""
+        self._write_batch = (
+            sql.SQL("SELECT * FROM {}.ledger_write_batch(%s, %s, %s, %s)")
+            .format(sql.Identifier(datastore.schema))
+            .as_string()
+        )
+        self._lock_timeout = f"{datastore.lock_timeout}s"
         self._held = threading.local()
 
     @contextlib.contextmanager
@@ -202,7 +145,7 @@ class LedgerRecorder(PostgresApplicationRecorder):
             yield held
         except BaseException:
             # Give a failed connection back (the pool discards a broken one); take another
-            # next time. The transaction was already ended by ``insert_batch``.
+            # next time. A failed statement was rolled back by the server.
             self._held.conn = None
             with contextlib.suppress(Exception):
                 stack.close()
@@ -226,37 +169,26 @@ class LedgerRecorder(PostgresApplicationRecorder):
         Returns, per command, its events' notification ids, or ``None`` when it conflicted
         (an event of it, or of an earlier command of the batch, already holds its key).
         """
-        params = _batch_params(commands)
+        events, rows = _batch_params(commands)
         with self._batch_connection() as conn:
+            # Autocommit: the statement is its own transaction, rolled back whole on any error.
+            assert conn.autocommit
             try:
-                with conn.cursor() as control, conn.cursor() as batch:
-                    with conn.pipeline():
-                        control.execute("BEGIN")
-                        for statement in self._lock:
-                            control.execute(statement, prepare=True)
-                        batch.execute(self._batch, params, prepare=True, binary=True)
-                        control.execute(self._notify)
-                        control.execute("COMMIT")
-                    rows = batch.fetchall()
+                with conn.cursor(row_factory=tuple_row) as cursor:
+                    cursor.execute(
+                        self._write_batch,
+                        (events, rows, self._lock_timeout, self.origin),
+                        prepare=True,
+                        binary=True,
+                    )
+                    results = cursor.fetchall()
             except psycopg.IntegrityError as error:
-                self._end_failed_transaction(conn)
                 raise BatchIntegrityError(str(error)) from error
-            except BaseException:
-                self._end_failed_transaction(conn)
-                raise
-
-        refused = {row["cmd"] for row in rows if row["cmd"] is not None}
-        notification_ids = {
-            (row["originator_id"], row["originator_version"]): row["notification_id"]
-            for row in rows
-            if row["cmd"] is None
-        }
-        return [
-            None
-            if index in refused
-            else [notification_ids[(e.originator_id, e.originator_version)] for e in c.events]
-            for index, c in enumerate(commands)
-        ]
+        # One row per command: its notification ids in event order, or NULL if refused.
+        outcomes: list[list[int] | None] = [[] for _ in commands]
+        for index, notification_ids in results:
+            outcomes[index] = notification_ids
+        return outcomes
 
     def select_credential_and_workspace(self, credential_id: UUID) -> list[StoredEvent]:
         """The events of a credential and of its workspace (if it has one), in one query."""
@@ -271,9 +203,3 @@ class LedgerRecorder(PostgresApplicationRecorder):
                 )
                 for row in cursor.fetchall()
             ]
-
-    @staticmethod
-    def _end_failed_transaction(conn: psycopg.Connection[Any]) -> None:
-        # BEGIN was sent by hand: an error leaves the transaction open (and aborted).
-        if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
-            conn.execute("ROLLBACK")

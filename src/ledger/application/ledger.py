@@ -281,6 +281,7 @@ class Ledger(Application[UUID]):
                     self.verifier.cache,
                     events_table=self._recorder.events_table_name,
                     channel=self._recorder.channel_name,
+                    own_origin=self._recorder.origin,
                 )
                 invalidator.start()
                 self._invalidator = invalidator

@@ -17,7 +17,8 @@ TAgg = TypeVar("TAgg", bound="LedgerAggregate")
 class LedgerAggregate(Aggregate):
     """An aggregate whose events form a hash chain (``chain_hash`` is the last event's hash)."""
 
-    chain_hash: str
+    _last_event: LedgerAggregate.Event
+    _chain_hash: str | None
 
     def __init__(self) -> None:
         """State is set by the events' ``apply``; nothing is passed to the constructor.
@@ -34,8 +35,18 @@ class LedgerAggregate(Aggregate):
         def mutate(self, aggregate: Any) -> Any:
             result = super().mutate(aggregate)
             assert result is not None
-            result.chain_hash = event_hash(self)
+            # Hashed when the next event needs it: a replay hashes no event but the last, a
+            # mint none at all (ADR 0015).
+            result._last_event = self
+            result._chain_hash = None
             return result
+
+    @property
+    def chain_hash(self) -> str:
+        """The hash of the stream's last event: the next event's ``prev_hash``."""
+        if self._chain_hash is None:
+            self._chain_hash = event_hash(self._last_event)
+        return self._chain_hash
 
     class Created(Event, Aggregate.Created):
         """Base of every creation event."""

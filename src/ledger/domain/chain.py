@@ -23,30 +23,62 @@ class ChainBrokenError(ValueError):
     """Raised when a stream's events do not form an unbroken hash chain."""
 
 
-def _canonical_value(value: Any) -> Any:
-    if value is None or (isinstance(value, bool | int | str) and not isinstance(value, Enum)):
-        return value
+def _datetime(value: datetime) -> str:
+    if value.tzinfo is None:
+        msg = "event datetimes must be timezone-aware"
+        raise ValueError(msg)
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _convert(value: Any) -> Any:
+    """The canonical form of a value whose type is not in ``_FAST`` yet (and remember how)."""
+    kind = type(value)
     if isinstance(value, Enum):
         return value.value
+    if value is None or isinstance(value, bool | int | str):
+        _FAST[kind] = _same
+        return value
     if isinstance(value, UUID):
+        _FAST[kind] = str
         return str(value)
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            msg = "event datetimes must be timezone-aware"
-            raise ValueError(msg)
-        return value.astimezone(UTC).isoformat(timespec="microseconds")
+        _FAST[kind] = _datetime
+        return _datetime(value)
     if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _canonical_value(getattr(value, f.name)) for f in fields(value)}
+        _FAST[kind] = _dataclass
+        return _dataclass(value)
     msg = f"no canonical encoding for {type(value).__name__}"
     raise TypeError(msg)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _dataclass(value: Any) -> dict[str, Any]:
+    return {f.name: _canonical_value(getattr(value, f.name)) for f in fields(value)}
+
+
+_FAST: dict[type, Any] = {}
+"""Converters by exact type, learned by ``_convert`` (an enum is never learned: it takes the
+first branch whatever its value type, as a ``str``-valued enum must become its value)."""
+
+
+def _canonical_value(value: Any) -> Any:
+    convert = _FAST.get(type(value))
+    return convert(value) if convert is not None else _convert(value)
+
+
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+"""What ``json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`` builds
+on every call; built once."""
 
 
 def canonical_encoding(event: object) -> bytes:
     """The bytes that are hashed: sorted-key compact JSON of the event's type and attributes."""
     body = {name: _canonical_value(value) for name, value in vars(event).items()}
     body["__type__"] = type(event).__qualname__
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return text.encode("utf-8")
+    return _ENCODER.encode(body).encode("utf-8")
 
 
 def event_hash(event: object) -> str:
