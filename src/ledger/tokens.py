@@ -37,18 +37,28 @@ class IssuedToken:
     display_prefix: str
 
 
+_PAIRS = [a + b for a in ALPHABET for b in ALPHABET]
+"""Every two-digit base-62 numeral, by value: three look-ups write the six-digit checksum."""
+_PAIR = len(_PAIRS)
+
+
 def _checksum(text: str) -> str:
-    value = zlib.crc32(text.encode("ascii"))
-    digits = []
-    for _ in range(CHECKSUM_LENGTH):
-        value, digit = divmod(value, 62)
-        digits.append(ALPHABET[digit])
-    return "".join(reversed(digits))
+    """CRC-32 of ``text`` as six base-62 digits, most significant first (2^32 < 62^6)."""
+    high, rest = divmod(zlib.crc32(text.encode("ascii")), _PAIR * _PAIR)
+    middle, low = divmod(rest, _PAIR)
+    return _PAIRS[high] + _PAIRS[middle] + _PAIRS[low]
 
 
 def hash_token(raw: str) -> str:
     """SHA-256 (hex) of the whole token text: the only form in which a token is stored."""
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+def token_digest(raw: str) -> bytes:
+    """SHA-256 (32 bytes) of the whole token text; ``token_digest(raw).hex() == hash_token(raw)``.
+
+    Raises ``UnicodeEncodeError`` for text that is no token (a lone surrogate)."""
+    return hashlib.sha256(raw.encode("utf-8")).digest()
 
 
 _UNBIASED_BELOW = 248  # 4 * 62: a random byte below this, taken mod 62, is exactly uniform

@@ -95,7 +95,7 @@ def test_the_invalidator_reads_for_other_processes_batches_not_its_own(
 ) -> None:
     ledger = wall_clock_ledger
     me, _ = new_user(ledger)
-    cache = VerifierCache(clock=ledger.clock, max_ttl=timedelta(seconds=60), max_entries=10)
+    cache = VerifierCache(max_ttl=timedelta(seconds=60), max_entries=10)
     recorder = ledger._recorder
     invalidator = CacheInvalidator(
         database_url,

@@ -5,12 +5,24 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import zlib
 from collections import Counter
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ledger.domain import TokenKind
-from ledger.tokens import ALPHABET, RANDOM_LENGTH, TOKEN_LENGTH, hash_token, issue, parse_kind
+from ledger.tokens import (
+    ALPHABET,
+    RANDOM_LENGTH,
+    TOKEN_LENGTH,
+    _checksum,
+    hash_token,
+    issue,
+    parse_kind,
+    token_digest,
+)
 
 
 @pytest.mark.parametrize("kind", list(TokenKind))
@@ -35,6 +47,31 @@ def test_the_stored_hash_is_sha256_of_the_whole_text() -> None:
     token = issue(TokenKind.INSTALL_TOKEN)
     assert token.token_hash == hashlib.sha256(token.raw.encode()).hexdigest()
     assert hash_token(token.raw) == token.token_hash
+
+
+def test_the_digest_is_the_stored_hash_in_bytes() -> None:
+    token = issue(TokenKind.DAEMON_TOKEN)
+    assert token_digest(token.raw).hex() == token.token_hash
+
+
+def _checksum_digit_by_digit(text: str) -> str:
+    value = zlib.crc32(text.encode("ascii"))
+    digits = []
+    for _ in range(6):
+        value, digit = divmod(value, 62)
+        digits.append(ALPHABET[digit])
+    return "".join(reversed(digits))
+
+
+@given(st.text(alphabet=ALPHABET, min_size=34, max_size=34))
+def test_the_checksum_is_the_crc32_in_six_base62_digits(text: str) -> None:
+    assert _checksum(text) == _checksum_digit_by_digit(text)
+
+
+def test_checksums_of_tokens_already_issued_do_not_change() -> None:
+    assert _checksum("mul_" + "0" * 30) == "1P4vCp"
+    assert _checksum("mdt_abcdefghijklmnopqrstuvwxyzABCD") == "3wNfR7"
+    assert _checksum("mit_" + "z" * 30) == "1BrtOk"
 
 
 def test_every_single_character_typo_fails_the_checksum() -> None:

@@ -7,9 +7,12 @@ from typing import cast
 from uuid import UUID, uuid4
 
 from ledger.adapters.credentials_table import CredentialsTable
+from ledger.clock import to_nanos
 from ledger.usage import UsageRecorder
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+T0_NS = to_nanos(T0)
+SECOND = 1_000_000_000
 
 
 class FakeTable:
@@ -29,7 +32,7 @@ def test_many_uses_of_one_token_cost_one_entry_and_one_write() -> None:
     usage = recorder(table)
     credential = uuid4()
     for second in range(1000):
-        usage.note(credential, T0 + timedelta(seconds=second))
+        usage.note(credential, T0_NS + second * SECOND)
     assert len(usage) == 1
     usage.close()
     assert table.written == [{credential: T0 + timedelta(seconds=999)}]
@@ -39,8 +42,8 @@ def test_an_older_use_never_replaces_a_newer_one() -> None:
     table = FakeTable()
     usage = recorder(table)
     credential = uuid4()
-    usage.note(credential, T0 + timedelta(seconds=5))
-    usage.note(credential, T0)
+    usage.note(credential, T0_NS + 5 * SECOND)
+    usage.note(credential, T0_NS)
     usage.close()
     assert table.written == [{credential: T0 + timedelta(seconds=5)}]
 
@@ -49,7 +52,7 @@ def test_the_buffer_is_bounded() -> None:
     table = FakeTable()
     usage = recorder(table, max_entries=10)
     for _ in range(100):
-        usage.note(uuid4(), T0)
+        usage.note(uuid4(), T0_NS)
         assert len(usage) <= 10
     usage.close()
     # A full buffer wakes the writer early; what found no room meanwhile is counted, not kept.

@@ -3,6 +3,9 @@
 One row per credential, keyed by the credential id (a uuid5 of the token hash, so a lookup by
 token needs no secondary index). It holds the hash and the 12-character display prefix, never the
 raw token. Because it commits with the events, it is exact the moment a command returns.
+
+Reads take a connection straight from a ``psycopg_pool`` pool and fetch tuples: verify's read
+(``auth_row``) selects only the eight columns it decides with, as one prepared statement.
 """
 
 from __future__ import annotations
@@ -11,11 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from operator import attrgetter
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
-from eventsourcing.postgres import PostgresDatastore
 from psycopg import sql
+from psycopg.rows import tuple_row
+from psycopg_pool import ConnectionPool
 
 from ledger.adapters.postgres import CREDENTIALS_TABLE
 from ledger.domain import Credential, TokenKind
@@ -115,30 +119,56 @@ def row_values(row: CredentialRow) -> tuple[Any, ...]:
     return values
 
 
-class CredentialsTable:
-    """Reads of the inline credentials table."""
+class AuthRow(NamedTuple):
+    """What verify decides with: a credential's row without its bookkeeping columns."""
 
-    def __init__(self, datastore: PostgresDatastore) -> None:
-        self._datastore = datastore
-        table = sql.Identifier(datastore.schema, CREDENTIALS_TABLE)
-        select = sql.SQL("SELECT {columns} FROM {table} ").format(
-            columns=sql.SQL(", ").join(sql.Identifier(c) for c in COLUMNS), table=table
-        )
-        # Rendered once: psycopg would re-render a Composed statement on every execute.
-        self._by_id = (select + sql.SQL("WHERE credential_id = %s")).as_string()
-        self._pats_of_user = (
-            select
-            + sql.SQL(
-                "WHERE user_id = %s AND kind = 'personal_access_token' AND revoked_at IS NULL "
+    kind: str
+    user_id: UUID | None
+    workspace_id: UUID | None
+    daemon_id: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    consumed_at: datetime | None
+
+
+class CredentialsTable:
+    """Reads of the inline credentials table, and the batched ``last_used_at`` write."""
+
+    def __init__(self, pool: ConnectionPool[Any], *, schema: str = "public") -> None:
+        self._pool = pool
+        table = sql.Identifier(schema, CREDENTIALS_TABLE)
+
+        def select(columns: Sequence[str], where: sql.SQL) -> str:
+            # Rendered once: psycopg would re-render a Composed statement on every execute.
+            return (
+                sql.SQL("SELECT {columns} FROM {table} WHERE ").format(
+                    columns=sql.SQL(", ").join(sql.Identifier(c) for c in columns), table=table
+                )
+                + where
+            ).as_string()
+
+        self._auth_row = select(AuthRow._fields, sql.SQL("credential_id = %s"))
+        self._by_id = select(COLUMNS, sql.SQL("credential_id = %s"))
+        self._pats_of_user = select(
+            COLUMNS,
+            sql.SQL(
+                "user_id = %s AND kind = 'personal_access_token' AND revoked_at IS NULL "
                 "ORDER BY created_at DESC, credential_id"
-            )
-        ).as_string()
-        self._of_workspace = (
-            select
-            + sql.SQL(
-                "WHERE workspace_id = %s AND kind = %s ORDER BY created_at DESC, credential_id"
-            )
-        ).as_string()
+            ),
+        )
+        self._of_workspace = select(
+            COLUMNS,
+            sql.SQL("workspace_id = %s AND kind = %s ORDER BY created_at DESC, credential_id"),
+        )
+        self._live_issued_by = select(
+            COLUMNS,
+            sql.SQL(
+                "workspace_id = %s AND created_by = %s AND revoked_at IS NULL "
+                "AND (kind = 'daemon_token' OR (kind = 'install_token' AND consumed_at IS NULL)) "
+                "ORDER BY created_at, credential_id"
+            ),
+        )
         self._record_last_used = (
             sql.SQL(
                 "UPDATE {table} AS c SET last_used_at = u.at "
@@ -148,26 +178,29 @@ class CredentialsTable:
             .format(table=table)
             .as_string()
         )
-        self._live_issued_by = (
-            select
-            + sql.SQL(
-                "WHERE workspace_id = %s AND created_by = %s AND revoked_at IS NULL "
-                "AND (kind = 'daemon_token' OR (kind = 'install_token' AND consumed_at IS NULL)) "
-                "ORDER BY created_at, credential_id"
+
+    def auth_row(self, credential_id: UUID) -> AuthRow | None:
+        """What verify needs of one credential (one prepared primary-key read), or ``None``."""
+        with self._pool.connection() as conn:
+            row = (
+                conn.cursor(row_factory=tuple_row)
+                .execute(self._auth_row, (credential_id,), prepare=True)
+                .fetchone()
             )
-        ).as_string()
+        return None if row is None else AuthRow._make(row)
 
     def _fetch(self, statement: str, params: Sequence[Any]) -> list[CredentialRow]:
-        with self._datastore.get_connection() as conn, conn.cursor() as cursor:
-            cursor.execute(statement, params, prepare=True)
-            return [CredentialRow(**row) for row in cursor.fetchall()]
+        with self._pool.connection() as conn:
+            cursor = conn.cursor(row_factory=tuple_row)
+            rows = cursor.execute(statement, params, prepare=True).fetchall()
+        return [CredentialRow(*row) for row in rows]
 
     def record_last_used(self, uses: dict[UUID, datetime]) -> None:
         """Advance ``last_used_at`` of many credentials in one statement (never backwards)."""
         if not uses:
             return
-        with self._datastore.get_connection() as conn, conn.cursor() as cursor:
-            cursor.execute(self._record_last_used, (list(uses), list(uses.values())))
+        with self._pool.connection() as conn:
+            conn.execute(self._record_last_used, (list(uses), list(uses.values())))
 
     def get(self, credential_id: UUID) -> CredentialRow | None:
         rows = self._fetch(self._by_id, (credential_id,))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar
 from uuid import UUID, uuid4
@@ -27,7 +27,7 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import Environment
 
 from ledger.adapters.credentials_table import CredentialRow, CredentialsTable
-from ledger.adapters.postgres import eventsourcing_env, translate_store_errors
+from ledger.adapters.postgres import connection_pool, eventsourcing_env, translate_store_errors
 from ledger.adapters.recorder import BatchCommand, LedgerRecorder
 from ledger.adapters.writer import GroupCommitWriter
 from ledger.application import validation
@@ -161,9 +161,9 @@ class Ledger(Application[UUID]):
             raise TypeError(msg)
         self._recorder = recorder
         self._database_url = database_url
-        self.credentials = CredentialsTable(recorder.datastore)
+        self._pool = connection_pool(database_url, self.settings, name="ledger-credentials")
+        self.credentials = CredentialsTable(self._pool, schema=recorder.datastore.schema)
         cache = VerifierCache(
-            clock=self.clock,
             max_ttl=timedelta(seconds=self.settings.verify_cache_max_ttl_s),
             max_entries=self.settings.verify_cache_max_entries,
         )
@@ -172,7 +172,13 @@ class Ledger(Application[UUID]):
             interval_s=self.settings.last_used_flush_s,
             max_entries=self.settings.last_used_max_entries,
         )
-        self.verifier = Verifier(self.credentials, cache, self.clock, self.usage)
+        self.verifier = Verifier(
+            self.credentials,
+            cache,
+            self.clock,
+            self.usage,
+            before_read=self._ensure_invalidator if cache.enabled else None,
+        )
         self._invalidator: CacheInvalidator | None = None
         self._invalidator_lock = threading.Lock()
         self.projections = Projections(
@@ -261,6 +267,7 @@ class Ledger(Application[UUID]):
             self._invalidator.stop()
         self.usage.close()
         self.writer.close()
+        self._pool.close()
         super().close()
 
     def _ensure_invalidator(self) -> None:
@@ -313,16 +320,16 @@ class Ledger(Application[UUID]):
 
     # ----------------------------------------------------------------------------- verify
 
-    @query
-    def verify(self, raw: str, allowed_kinds: Iterable[TokenKind] = ALL_KINDS) -> Principal:
+    def verify(self, raw: str, allowed_kinds: Collection[TokenKind] = ALL_KINDS) -> Principal:
         """The principal behind a usable token, or ``InvalidToken``.
 
-        Format and checksum are checked first, with no store access. Then the verifier's cache,
-        else the credentials table (which commits with the events). A change made through this
-        process is seen at once; one made by another process within the propagation bound
-        (``ledger.verifier``), never later than ``LEDGER_VERIFY_CACHE_MAX_TTL_S``.
+        The verifier's cache first (keyed by the token's hash); on a miss, format and checksum
+        with no store access, then the credentials table (which commits with the events). A
+        change made through this process is seen at once; one made by another process within
+        the propagation bound (``ledger.verifier``), never later than
+        ``LEDGER_VERIFY_CACHE_MAX_TTL_S``.
         """
-        self._ensure_invalidator()
+        # Not @query: a cache hit does no I/O, and the verifier translates its reads' errors.
         return self.verifier.verify(raw, allowed_kinds)
 
     # ------------------------------------------------------------------------------ users
