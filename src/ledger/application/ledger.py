@@ -163,6 +163,7 @@ class Ledger(Application[UUID]):
         self._database_url = database_url
         self._pool = connection_pool(database_url, self.settings, name="ledger-credentials")
         self.credentials = CredentialsTable(self._pool, schema=recorder.datastore.schema)
+        recorder.use_read_pool(self._pool)
         cache = VerifierCache(
             max_ttl=timedelta(seconds=self.settings.verify_cache_max_ttl_s),
             max_entries=self.settings.verify_cache_max_entries,
