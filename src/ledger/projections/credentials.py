@@ -19,7 +19,8 @@ from uuid import UUID
 from psycopg import sql
 
 from ledger.domain import Credential
-from ledger.projections.base import Curs, LedgerProjection, LedgerView, Positioned
+from ledger.projections.base import Curs, LedgerProjection, LedgerView, Positioned, copy_data
+from ledger.projections.eventlog import EventLog
 
 CREDENTIALS_VIEW = "ledger_credentials_view"
 
@@ -83,6 +84,14 @@ class _Change:
     daemon_token_id: UUID | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class CredentialWrites:
+    """A prepared batch: new rows as ``COPY`` text, changes to rows of earlier batches."""
+
+    rows: bytes
+    changed: dict[UUID, _Change]
+
+
 def _apply(target: CredentialViewRow | _Change, event: Any) -> None:
     target.version = event.originator_version
     if isinstance(event, Credential.Renewed):
@@ -101,8 +110,8 @@ class CredentialsView(LedgerView):
     tables = (CREDENTIALS_VIEW,)
     tracking_table = "ledger_credentials_view_tracking"
 
-    def __init__(self, datastore: Any) -> None:
-        super().__init__(datastore)
+    def __init__(self, datastore: Any, log: EventLog) -> None:
+        super().__init__(datastore, log)
         table = sql.Identifier(CREDENTIALS_VIEW)
         self._copy = (
             sql.SQL("COPY {} ({}) FROM STDIN")
@@ -128,7 +137,9 @@ class CredentialsView(LedgerView):
             .as_string()
         )
 
-    def write(self, curs: Curs, events: Sequence[Positioned]) -> None:
+    def prepare(self, curs: Curs, events: Sequence[Positioned]) -> CredentialWrites:
+        """Rows of credentials minted in the batch (as ``COPY`` text, with what their later
+        events in the batch changed), and the changes to credentials minted before it."""
         new: dict[UUID, CredentialViewRow] = {}
         changed: dict[UUID, _Change] = {}
         for item in events:
@@ -142,16 +153,19 @@ class CredentialsView(LedgerView):
                         event.originator_id, _Change(version=event.originator_version)
                     )
                 _apply(target, event)
-        if new:
+        rows = copy_data(curs, map(_row_values, new.values())) if new else b""
+        return CredentialWrites(rows, changed)
+
+    def apply(self, curs: Curs, prepared: CredentialWrites) -> None:
+        if prepared.rows:
             with curs.copy(self._copy) as copy:
-                for row in new.values():
-                    copy.write_row(_row_values(row))
-        if changed:
-            changes = list(changed.values())
+                copy.write(prepared.rows)
+        if prepared.changed:
+            changes = list(prepared.changed.values())
             curs.execute(
                 self._update,
                 (
-                    list(changed),
+                    list(prepared.changed),
                     [c.version for c in changes],
                     [c.expires_at for c in changes],
                     [c.revoked_at for c in changes],

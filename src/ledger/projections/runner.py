@@ -26,16 +26,16 @@ from typing import Any
 
 import psycopg
 from eventsourcing.application import Application
-from eventsourcing.persistence import PersistenceError, StoredEvent
+from eventsourcing.persistence import PersistenceError
 from eventsourcing.postgres import PostgresDatastore
 from psycopg import sql
 
 from ledger.clock import Clock
-from ledger.domain.base import LedgerAggregate
 from ledger.errors import UnknownProjection
 from ledger.projections.audit_trail import AuditTrail
 from ledger.projections.base import UPSTREAM, Curs, LedgerProjection, Positioned
 from ledger.projections.credentials import Credentials
+from ledger.projections.eventlog import EventLog, Prepare, Prepared, ReadAhead
 
 log = logging.getLogger(__name__)
 
@@ -75,26 +75,18 @@ class Projections:
         batch_size: int = 5000,
         poll_s: float = 1.0,
     ) -> None:
-        self._mapper = app.mapper
         self._datastore = datastore
         self._url = database_url
         self._clock = clock
         self.batch_size = batch_size
         self._poll_s = poll_s
+        self._log = EventLog(app.mapper, events_table)
         self.projections: dict[str, LedgerProjection[Any]] = {
-            cls.name: cls(view=cls.view_class(datastore)) for cls in PROJECTION_CLASSES
+            cls.name: cls(view=cls.view_class(datastore, self._log)) for cls in PROJECTION_CLASSES
         }
         table = sql.Identifier(events_table)
         self._head = (
             sql.SQL("SELECT coalesce(max(notification_id), 0) AS head FROM {}")
-            .format(table)
-            .as_string()
-        )
-        self._after = (
-            sql.SQL(
-                "SELECT notification_id, originator_id, originator_version, topic, state "
-                "FROM {} WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
-            )
             .format(table)
             .as_string()
         )
@@ -153,41 +145,42 @@ class Projections:
                 self.projections[name].view.ensure_tracking(curs)
         return {name: self.projections[name].view.lock_position(curs) for name in names}
 
-    def _events_after(self, curs: Curs, position: int, limit: int) -> list[Positioned]:
-        curs.execute(self._after, (position, limit), prepare=True)
-        batch = []
-        for row in curs.fetchall():
-            event = self._mapper.to_domain_event(
-                StoredEvent(
-                    originator_id=row["originator_id"],
-                    originator_version=row["originator_version"],
-                    topic=row["topic"],
-                    state=bytes(row["state"]),
-                )
-            )
-            assert isinstance(event, LedgerAggregate.Event)
-            batch.append(Positioned(row["notification_id"], event))
-        return batch
+    def _prepare(self, names: Sequence[str]) -> Prepare:
+        """What prepares a page for the named projections (see ``LedgerView.prepare``)."""
 
-    def step(self, names: Iterable[str] | None = None, until: int | None = None) -> int | None:
+        def prepare(curs: Curs, events: list[Positioned]) -> dict[str, Any]:
+            return {name: self.projections[name].view.prepare(curs, events) for name in names}
+
+        return prepare
+
+    def step(
+        self,
+        names: Iterable[str] | None = None,
+        until: int | None = None,
+        ahead: ReadAhead | None = None,
+    ) -> int | None:
         """Process one batch in one transaction; the lowest position reached, or ``None`` when
-        every named projection is at ``until`` (or at the head of the log) already."""
+        every named projection is at ``until`` (or at the head of the log) already. The batch
+        comes from ``ahead`` when it prepared the one after the position found under the locks
+        (for the same names)."""
         chosen = self.names(names)
         with self._datastore.transaction(commit=True) as curs:
             positions = self._lock_positions(curs, chosen)
             low = min(positions.values())
             if until is not None and low >= until:
                 return None
-            events = self._events_after(curs, low, self.batch_size)
-            if not events:
-                return None
-            last = events[-1].position
-            for name in chosen:
-                if positions[name] == low:
-                    projection = self.projections[name]
-                    projection.process_batch(curs, events)
-                    projection.view.advance(curs, last)
-                    positions[name] = last
+            behind = [name for name in chosen if positions[name] == low]
+            batch = ahead.take(low) if ahead is not None else None
+            if batch is None:
+                events = self._log.page(curs, low, self.batch_size)
+                if not events:
+                    return None
+                batch = Prepared(low, events[-1].position, self._prepare(behind)(curs, events))
+            for name in behind:
+                view = self.projections[name].view
+                view.apply(curs, batch.writes[name])
+                view.advance(curs, batch.last)
+                positions[name] = batch.last
         self._tracking_ready = True
         self.batches += 1
         return min(positions.values())
@@ -199,12 +192,30 @@ class Projections:
         until: int | None = None,
         progress: Progress | None = None,
     ) -> None:
-        """Process batches until the named projections reach ``until`` (default: the head)."""
+        """Process batches until the named projections reach ``until`` (default: the head).
+
+        After a first full batch, the next ones are read and prepared ahead in a thread
+        (``ReadAhead``) while each is written; one that another runner's turn made useless
+        is replaced."""
         chosen = self.names(names)
         target = self.head() if until is None else until
-        while (reached := self.step(chosen, until=target)) is not None:
-            if progress is not None:
-                progress(reached, target)
+        ahead: ReadAhead | None = None
+        try:
+            while (reached := self.step(chosen, until=target, ahead=ahead)) is not None:
+                if progress is not None:
+                    progress(reached, target)
+                if reached < target and (ahead is None or ahead.finished):
+                    ahead = ReadAhead(
+                        self._log,
+                        self._datastore,
+                        self._prepare(chosen),
+                        start=reached,
+                        until=target,
+                        limit=self.batch_size,
+                    )
+        finally:
+            if ahead is not None:
+                ahead.close()
 
     def wait_current(self, names: Iterable[str] | None = None) -> None:
         """Return once the named projections reflect every event committed before the call.
@@ -265,7 +276,7 @@ class Projections:
         }
 
     def _first_after(self, curs: Curs, position: int) -> Positioned | None:
-        events = self._events_after(curs, position, 1)
+        events = self._log.page(curs, position, 1)
         return events[0] if events else None
 
     # ------------------------------------------------------------------------- live runner
