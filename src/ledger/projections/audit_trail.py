@@ -12,7 +12,6 @@ of an install or daemon token, the member of a membership event.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar, NamedTuple
@@ -25,20 +24,22 @@ from ledger.projections.base import Curs, LedgerProjection, LedgerView, Position
 from ledger.projections.eventlog import EventLog
 
 AUDIT_TABLE = "ledger_audit"
-AUDIT_COLUMNS = (
-    "position",
-    "stream_id",
-    "stream_version",
-    "credential_id",
-    "kind",
-    "type",
-    "at",
-    "actor_type",
-    "actor_id",
-    "workspace_id",
-    "user_id",
-    "data",
-)
+AUDIT_TYPES = {
+    "position": "bigint",
+    "stream_id": "uuid",
+    "stream_version": "bigint",
+    "credential_id": "uuid",
+    "kind": "text",
+    "type": "text",
+    "at": "timestamp with time zone",
+    "actor_type": "text",
+    "actor_id": "text",
+    "workspace_id": "uuid",
+    "user_id": "uuid",
+    "data": "jsonb",
+}
+"""The columns of ``ledger_audit`` and their types (binary ``COPY`` sends exactly these)."""
+AUDIT_COLUMNS = tuple(AUDIT_TYPES)
 
 EVENT_TYPES = (
     "minted",
@@ -61,7 +62,7 @@ class CredentialContext(NamedTuple):
 
 
 class AuditRow(NamedTuple):
-    """One row of the audit trail, as stored (``data`` is stored as JSON)."""
+    """One row of the audit trail, its values in ``AUDIT_COLUMNS`` order."""
 
     position: int
     stream_id: UUID
@@ -75,13 +76,6 @@ class AuditRow(NamedTuple):
     workspace_id: UUID | None
     user_id: UUID | None
     data: dict[str, Any]
-
-    def values(self) -> tuple[Any, ...]:
-        """The column values, in ``AUDIT_COLUMNS`` order."""
-        return (*self[:-1], _json(self.data))
-
-
-_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _text(value: UUID | datetime | None) -> str | None:
@@ -242,7 +236,7 @@ class AuditTrailView(LedgerView):
     def __init__(self, datastore: Any, log: EventLog) -> None:
         super().__init__(datastore, log)
         self._copy = (
-            sql.SQL("COPY {} ({}) FROM STDIN")
+            sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)")
             .format(
                 sql.Identifier(AUDIT_TABLE),
                 sql.SQL(", ").join(sql.Identifier(c) for c in AUDIT_COLUMNS),
@@ -271,16 +265,14 @@ class AuditTrailView(LedgerView):
         return contexts
 
     def prepare(self, curs: Curs, events: Sequence[Positioned]) -> bytes:
-        """The batch's rows as ``COPY`` text (empty when it has none)."""
+        """The batch's rows as binary ``COPY`` data (empty when it has none)."""
         contexts = self.contexts(curs, events)
-        return copy_data(
-            curs,
-            (
-                row.values()
-                for item in events
-                if (row := audit_row(item, contexts.get(item.event.originator_id))) is not None
-            ),
-        )
+        rows = [
+            row
+            for item in events
+            if (row := audit_row(item, contexts.get(item.event.originator_id))) is not None
+        ]
+        return copy_data(curs, rows, AUDIT_TYPES.values()) if rows else b""
 
     def apply(self, curs: Curs, prepared: bytes) -> None:
         if prepared:

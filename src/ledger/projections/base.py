@@ -43,11 +43,13 @@ class Positioned(NamedTuple):
     event: LedgerAggregate.Event
 
 
-def copy_data(curs: Curs, rows: Iterable[Sequence[Any]]) -> bytes:
-    """``rows`` as the data of a text ``COPY … FROM STDIN`` (psycopg's formatting, with the
-    adapters of the connection of ``curs``; nothing is sent)."""
+def copy_data(curs: Curs, rows: Iterable[Sequence[Any]], types: Iterable[str]) -> bytes:
+    """``rows`` as the data of a ``COPY … FROM STDIN (FORMAT binary)`` into columns of these
+    SQL ``types`` (psycopg's formatting, with the adapters of the connection of ``curs``;
+    nothing is sent). Binary: no text to render here or to parse on the server."""
     buffer = io.BytesIO()
-    with Copy(curs.connection.cursor(), binary=False, writer=FileWriter(buffer)) as copy:
+    with Copy(curs.connection.cursor(), binary=True, writer=FileWriter(buffer)) as copy:
+        copy.set_types(list(types))
         for row in rows:
             copy.write_row(row)
     return buffer.getvalue()

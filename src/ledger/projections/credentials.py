@@ -69,6 +69,26 @@ class CredentialViewRow:
 
 
 VIEW_COLUMNS = tuple(f.name for f in fields(CredentialViewRow))
+_INSTANT = "timestamp with time zone"
+VIEW_TYPES = {
+    "credential_id": "uuid",
+    "kind": "text",
+    "token_prefix": "text",
+    "name": "text",
+    "user_id": "uuid",
+    "workspace_id": "uuid",
+    "daemon_id": "text",
+    "install_token_id": "uuid",
+    "created_by": "uuid",
+    "created_at": _INSTANT,
+    "expires_at": _INSTANT,
+    "revoked_at": _INSTANT,
+    "revoked_reason": "text",
+    "consumed_at": _INSTANT,
+    "daemon_token_id": "uuid",
+    "version": "bigint",
+}
+"""The types of ``VIEW_COLUMNS`` (binary ``COPY`` sends exactly these)."""
 _row_values = attrgetter(*VIEW_COLUMNS)  # dataclasses.astuple deep-copies every value
 
 
@@ -86,7 +106,7 @@ class _Change:
 
 @dataclass(frozen=True, slots=True)
 class CredentialWrites:
-    """A prepared batch: new rows as ``COPY`` text, changes to rows of earlier batches."""
+    """A prepared batch: new rows as binary ``COPY`` data, changes to rows of earlier batches."""
 
     rows: bytes
     changed: dict[UUID, _Change]
@@ -114,7 +134,7 @@ class CredentialsView(LedgerView):
         super().__init__(datastore, log)
         table = sql.Identifier(CREDENTIALS_VIEW)
         self._copy = (
-            sql.SQL("COPY {} ({}) FROM STDIN")
+            sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)")
             .format(table, sql.SQL(", ").join(sql.Identifier(c) for c in VIEW_COLUMNS))
             .as_string()
         )
@@ -138,7 +158,7 @@ class CredentialsView(LedgerView):
         )
 
     def prepare(self, curs: Curs, events: Sequence[Positioned]) -> CredentialWrites:
-        """Rows of credentials minted in the batch (as ``COPY`` text, with what their later
+        """Rows of credentials minted in the batch (as ``COPY`` data, with what their later
         events in the batch changed), and the changes to credentials minted before it."""
         new: dict[UUID, CredentialViewRow] = {}
         changed: dict[UUID, _Change] = {}
@@ -153,7 +173,8 @@ class CredentialsView(LedgerView):
                         event.originator_id, _Change(version=event.originator_version)
                     )
                 _apply(target, event)
-        rows = copy_data(curs, map(_row_values, new.values())) if new else b""
+        types = [VIEW_TYPES[c] for c in VIEW_COLUMNS]
+        rows = copy_data(curs, map(_row_values, new.values()), types) if new else b""
         return CredentialWrites(rows, changed)
 
     def apply(self, curs: Curs, prepared: CredentialWrites) -> None:
