@@ -115,7 +115,7 @@ def _credential_row(
     )
 
 
-def _minted(position: int, event: Credential.Minted, _: CredentialContext | None) -> AuditRow:
+def _minted(position: int, event: Credential.Minted, context: CredentialContext | None) -> AuditRow:
     data = {
         "token_prefix": event.token_prefix,
         "name": event.name,
@@ -124,7 +124,9 @@ def _minted(position: int, event: Credential.Minted, _: CredentialContext | None
         "install_token_id": _text(event.install_token_id),
         "created_by": _text(event.created_by),
     }
-    return _credential_row(position, event, minted_context(event), "minted", data)
+    # The writer passes the context it already took from this very event.
+    own = context if context is not None else minted_context(event)
+    return _credential_row(position, event, own, "minted", data)
 
 
 def _consumed(

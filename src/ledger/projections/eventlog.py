@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import logging
 import queue
 import threading
@@ -28,7 +29,14 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import Mapper, StoredEvent
+from eventsourcing.persistence import (
+    JSONTranscoder,
+    Mapper,
+    StoredEvent,
+    Transcoder,
+    TranscodingNotRegisteredError,
+    UUIDAsHex,
+)
 from eventsourcing.postgres import PostgresDatastore
 from psycopg import sql
 from psycopg.rows import tuple_row
@@ -39,11 +47,56 @@ from ledger.projections.base import Curs, Positioned
 log = logging.getLogger(__name__)
 
 
+class _ReadingTranscoder(Transcoder):
+    """The application's JSON transcoder, decoding the same values, except that a UUID it has
+    decoded before is not made again (a user's id is in every event of each of their tokens).
+    UUIDs are immutable: sharing one object is safe. At most ``max_entries`` are kept."""
+
+    def __init__(self, transcoder: JSONTranscoder, max_entries: int = 65_536) -> None:
+        self._transcoder = transcoder
+        self._names = transcoder.names
+        self._uuids: dict[str, UUID] = {}
+        self._max_entries = max_entries
+        self._decoder = json.JSONDecoder(object_hook=self._decode_obj)
+
+    def encode(self, obj: Any) -> bytes:
+        return self._transcoder.encode(obj)
+
+    def decode(self, data: bytes) -> Any:
+        return self._decoder.decode(data.decode("utf8"))
+
+    def _decode_obj(self, d: dict[str, Any]) -> Any:
+        # The library's format: a transcoded value is {"_type_": name, "_data_": data}.
+        if len(d) != 2 or "_type_" not in d or "_data_" not in d:
+            return d
+        name, data = d["_type_"], d["_data_"]
+        if name == UUIDAsHex.name:
+            uuid = self._uuids.get(data)
+            if uuid is None:
+                if len(self._uuids) >= self._max_entries:
+                    self._uuids.clear()
+                uuid = self._uuids[data] = UUID(data)
+            return uuid
+        transcoding = self._names.get(name)
+        if transcoding is None:
+            msg = f"Data serialized with name {name!r} is not deserializable."
+            raise TranscodingNotRegisteredError(msg)
+        return transcoding.decode(data)
+
+
 class EventLog:
-    """The ledger's event log, read and decoded for the projections."""
+    """The ledger's event log, read and decoded for the projections.
+
+    Events are decoded by a mapper like the application's (same transcodings, compressor and
+    cipher) whose JSON decoding makes a repeated UUID once (``_ReadingTranscoder``)."""
 
     def __init__(self, mapper: Mapper[Any], events_table: str) -> None:
-        self._mapper = mapper
+        transcoder = mapper.transcoder
+        self._mapper = (
+            Mapper(_ReadingTranscoder(transcoder), mapper.compressor, mapper.cipher)
+            if type(transcoder) is JSONTranscoder  # not a subclass: it may decode otherwise
+            else mapper
+        )
         columns = "notification_id, originator_id, originator_version, topic, state"
         table = sql.Identifier(events_table)
         self._after = (
@@ -58,6 +111,11 @@ class EventLog:
             .format(sql.SQL(columns), table)
             .as_string()
         )
+
+    @property
+    def mapper(self) -> Mapper[Any]:
+        """What decodes the stored events."""
+        return self._mapper
 
     def page(self, curs: Curs, position: int, limit: int) -> list[Positioned]:
         """Up to ``limit`` events after ``position``, in the transaction of ``curs``."""
@@ -169,6 +227,10 @@ class ReadAhead:
             return None
         item = self._pages.get()
         if item is None or item.after != position:
+            if item is not None:
+                log.debug(
+                    "read-ahead dropped: it read after %d, the step is at %d", item.after, position
+                )
             self.close()
             return None
         return item

@@ -80,9 +80,10 @@ class Projections:
         self._clock = clock
         self.batch_size = batch_size
         self._poll_s = poll_s
-        self._log = EventLog(app.mapper, events_table)
+        self.log = EventLog(app.mapper, events_table)
+        """The event log the projections follow."""
         self.projections: dict[str, LedgerProjection[Any]] = {
-            cls.name: cls(view=cls.view_class(datastore, self._log)) for cls in PROJECTION_CLASSES
+            cls.name: cls(view=cls.view_class(datastore, self.log)) for cls in PROJECTION_CLASSES
         }
         table = sql.Identifier(events_table)
         self._head = (
@@ -153,6 +154,18 @@ class Projections:
 
         return prepare
 
+    def read_ahead(self, names: Sequence[str], *, start: int, until: int) -> ReadAhead:
+        """Read and prepare, in a thread, the batches after ``start`` up to ``until`` for the
+        named projections (``step(names, ahead=...)`` takes them); close it when done."""
+        return ReadAhead(
+            self.log,
+            self._datastore,
+            self._prepare(names),
+            start=start,
+            until=until,
+            limit=self.batch_size,
+        )
+
     def step(
         self,
         names: Iterable[str] | None = None,
@@ -172,7 +185,7 @@ class Projections:
             behind = [name for name in chosen if positions[name] == low]
             batch = ahead.take(low) if ahead is not None else None
             if batch is None:
-                events = self._log.page(curs, low, self.batch_size)
+                events = self.log.page(curs, low, self.batch_size)
                 if not events:
                     return None
                 batch = Prepared(low, events[-1].position, self._prepare(behind)(curs, events))
@@ -205,14 +218,7 @@ class Projections:
                 if progress is not None:
                     progress(reached, target)
                 if reached < target and (ahead is None or ahead.finished):
-                    ahead = ReadAhead(
-                        self._log,
-                        self._datastore,
-                        self._prepare(chosen),
-                        start=reached,
-                        until=target,
-                        limit=self.batch_size,
-                    )
+                    ahead = self.read_ahead(chosen, start=reached, until=target)
         finally:
             if ahead is not None:
                 ahead.close()
@@ -276,7 +282,7 @@ class Projections:
         }
 
     def _first_after(self, curs: Curs, position: int) -> Positioned | None:
-        events = self._log.page(curs, position, 1)
+        events = self.log.page(curs, position, 1)
         return events[0] if events else None
 
     # ------------------------------------------------------------------------- live runner
