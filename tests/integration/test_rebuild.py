@@ -8,6 +8,7 @@ import threading
 from typing import Any
 
 import psycopg
+import pytest
 
 from ledger.adapters.recorder import LedgerRecorder
 from ledger.application import Ledger
@@ -15,6 +16,7 @@ from ledger.clock import ManualClock
 from ledger.config import Settings
 from ledger.projections import NAMES
 from ledger.projections.audit_trail import AUDIT_TABLE, AUDIT_TYPES
+from ledger.projections.base import Positioned
 from ledger.projections.credentials import CREDENTIALS_VIEW, VIEW_COLUMNS, VIEW_TYPES
 from ledger.projections.eventlog import BULK_GC_THRESHOLDS
 from tests.integration.conftest import START, fresh_database, new_user
@@ -106,8 +108,8 @@ def test_later_events_in_later_batches_carry_their_credentials_context(
     assert (revoked.workspace_id, revoked.user_id) == (workspace, admin.user_id)
 
 
-def test_a_batch_prepared_ahead_is_taken_only_at_the_position_found_under_the_locks(
-    server_url: str, settings: Settings
+def test_a_batch_prepared_ahead_is_used_only_at_the_position_found_under_the_locks(
+    server_url: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = fresh_database(server_url)
     ours = Ledger(url, settings=small(settings, 10))
@@ -119,12 +121,28 @@ def test_a_batch_prepared_ahead_is_taken_only_at_the_position_found_under_the_lo
         head = ours.projections.head()
         ahead = ours.projections.read_ahead(NAMES, start=0, until=head)
         try:
+            prepared = ahead.next()
+            assert prepared is not None
+            assert (prepared.after, prepared.last) == (0, 10)
             assert other.projections.step() == 7  # another runner's turn, in between
-            # The page read ahead starts after 0: it is dropped, the step reads after 7.
-            assert ours.projections.step(ahead=ahead) == 17
-            assert ahead.finished
+            # The batch prepared after 0 is not used: the step reads after 7 itself.
+            assert ours.projections.step(prepared=prepared) == 17
+            nxt = ahead.next()
+            assert nxt is not None
+            assert (nxt.after, nxt.last) == (10, 20)
+            assert ours.projections.step(prepared=nxt) == 27  # again not used
         finally:
             ahead.close()
+        with ours.projections.read_ahead(NAMES, start=27, until=head) as ahead:
+            prepared = ahead.next()
+            assert prepared is not None
+
+            def no_reading(*_: object) -> list[Positioned]:
+                raise AssertionError
+
+            with monkeypatch.context() as patched:
+                patched.setattr(ours.projections.log, "page", no_reading)
+                assert ours.projections.step(prepared=prepared) == 37  # used: nothing read
         ours.projections.catch_up()
         caught_up = snapshot(url)
         ours.projections.rebuild()

@@ -4,9 +4,9 @@
 decoded by the ledger's mapper. ``ReadAhead`` reads the pages that come after in a thread, on a
 connection of its own, and lets the projections *prepare* them (compute their rows, render
 their ``COPY`` data): while a step writes one batch and waits on the server, the next one is
-read and prepared. A step only ever takes the page that starts exactly at the position it found
-under the tracking-row locks; any other page is dropped and the step reads for itself, so what
-commits is what a step without read-ahead would have committed.
+read and prepared. A step only ever uses a page that starts exactly at the position it finds
+under the tracking-row locks; otherwise (another runner took a turn) it reads for itself, and
+the read-ahead is replaced, so what commits is what a step without read-ahead would commit.
 
 Why a page read earlier, outside the step's transaction, is the same page: writers commit in
 notification-id order (the events-table lock), so any read sees a prefix of the log; the page
@@ -220,19 +220,15 @@ class ReadAhead:
         """Closed: it will give no more pages."""
         return self._done
 
-    def take(self, position: int) -> Prepared | None:
-        """The prepared page of events after ``position`` if it is the next one read ahead;
-        ``None`` when it is not (the caller reads it itself; this read-ahead is then closed)."""
+    def next(self) -> Prepared | None:
+        """The next prepared page (waiting for it), or ``None`` when there is none: the log's
+        end or ``until`` was reached, or reading failed (the step then reads for itself and
+        meets the error)."""
         if self._done:
             return None
         item = self._pages.get()
-        if item is None or item.after != position:
-            if item is not None:
-                log.debug(
-                    "read-ahead dropped: it read after %d, the step is at %d", item.after, position
-                )
+        if item is None:
             self.close()
-            return None
         return item
 
     def close(self) -> None:

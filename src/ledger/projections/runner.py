@@ -170,12 +170,12 @@ class Projections:
         self,
         names: Iterable[str] | None = None,
         until: int | None = None,
-        ahead: ReadAhead | None = None,
+        prepared: Prepared | None = None,
     ) -> int | None:
         """Process one batch in one transaction; the lowest position reached, or ``None`` when
         every named projection is at ``until`` (or at the head of the log) already. The batch
-        comes from ``ahead`` when it prepared the one after the position found under the locks
-        (for the same names)."""
+        is ``prepared`` (by a read-ahead) when that starts at the position found under the
+        locks and has rows for every projection there; otherwise it is read and prepared here."""
         chosen = self.names(names)
         with self._datastore.transaction(commit=True) as curs:
             positions = self._lock_positions(curs, chosen)
@@ -183,17 +183,19 @@ class Projections:
             if until is not None and low >= until:
                 return None
             behind = [name for name in chosen if positions[name] == low]
-            batch = ahead.take(low) if ahead is not None else None
-            if batch is None:
+            if prepared is None or prepared.after != low or not prepared.writes.keys() >= {*behind}:
+                if prepared is not None:
+                    log.debug("prepared batch after %d not used: at %d", prepared.after, low)
                 events = self.log.page(curs, low, self.batch_size)
                 if not events:
                     return None
-                batch = Prepared(low, events[-1].position, self._prepare(behind)(curs, events))
+                writes = self._prepare(behind)(curs, events)
+                prepared = Prepared(low, events[-1].position, writes)
             for name in behind:
                 view = self.projections[name].view
-                view.apply(curs, batch.writes[name])
-                view.advance(curs, batch.last)
-                positions[name] = batch.last
+                view.apply(curs, prepared.writes[name])
+                view.advance(curs, prepared.last)
+                positions[name] = prepared.last
         self._tracking_ready = True
         self.batches += 1
         return min(positions.values())
@@ -208,17 +210,25 @@ class Projections:
         """Process batches until the named projections reach ``until`` (default: the head).
 
         After a first full batch, the next ones are read and prepared ahead in a thread
-        (``ReadAhead``) while each is written; one that another runner's turn made useless
-        is replaced."""
+        (``read_ahead``) while each is written; the wait for one happens before the step's
+        transaction, so the tracking rows stay locked only while rows are written. A read-ahead
+        that another runner's turn made useless is replaced."""
         chosen = self.names(names)
         target = self.head() if until is None else until
         ahead: ReadAhead | None = None
+        prepared: Prepared | None = None
         try:
-            while (reached := self.step(chosen, until=target, ahead=ahead)) is not None:
+            while (reached := self.step(chosen, until=target, prepared=prepared)) is not None:
                 if progress is not None:
                     progress(reached, target)
-                if reached < target and (ahead is None or ahead.finished):
+                if reached >= target:
+                    break
+                if ahead is not None and (prepared is None or prepared.last != reached):
+                    ahead.close()  # finished, or out of step with the tracking rows
+                    ahead = None
+                if ahead is None:
                     ahead = self.read_ahead(chosen, start=reached, until=target)
+                prepared = ahead.next()
         finally:
             if ahead is not None:
                 ahead.close()
