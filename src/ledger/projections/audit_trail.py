@@ -92,7 +92,7 @@ def minted_context(event: Credential.Minted) -> CredentialContext:
     return CredentialContext(event.kind, event.workspace_id, holder)
 
 
-Build = Callable[[int, Any, "CredentialContext | None"], AuditRow]
+Build = Callable[[int, Any, CredentialContext | None], AuditRow]
 
 
 def _credential_row(

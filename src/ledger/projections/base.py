@@ -134,8 +134,8 @@ class LedgerProjection(Projection[TView], Generic[TView]):
     """A projection of the ledger's events into a ``LedgerView``.
 
     ``process_event`` is the library's one-event-per-transaction entry point (what
-    ``eventsourcing.projection.ProjectionRunner`` calls); ``ledger.projections.runner`` calls
-    ``process_batch`` with many events per transaction instead.
+    ``eventsourcing.projection.ProjectionRunner`` calls); ``ledger.projections.runner`` has the
+    view prepare and apply many events per transaction instead.
     """
 
     view_class: ClassVar[type[LedgerView]]

@@ -88,7 +88,7 @@ VIEW_TYPES = {
     "daemon_token_id": "uuid",
     "version": "bigint",
 }
-"""The types of ``VIEW_COLUMNS`` (binary ``COPY`` sends exactly these)."""
+"""The types of ``VIEW_COLUMNS``, in their order (binary ``COPY`` sends exactly these)."""
 _row_values = attrgetter(*VIEW_COLUMNS)  # dataclasses.astuple deep-copies every value
 
 
@@ -173,8 +173,7 @@ class CredentialsView(LedgerView):
                         event.originator_id, _Change(version=event.originator_version)
                     )
                 _apply(target, event)
-        types = [VIEW_TYPES[c] for c in VIEW_COLUMNS]
-        rows = copy_data(curs, map(_row_values, new.values()), types) if new else b""
+        rows = copy_data(curs, map(_row_values, new.values()), VIEW_TYPES.values()) if new else b""
         return CredentialWrites(rows, changed)
 
     def apply(self, curs: Curs, prepared: CredentialWrites) -> None:

@@ -142,7 +142,7 @@ class EventLog:
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """A page of events after ``after``, up to ``last``, and each projection's prepared rows."""
+    """What the projections prepared (by name) for the events after ``after`` up to ``last``."""
 
     after: int
     last: int
@@ -214,11 +214,6 @@ class ReadAhead:
         )
         _raise_gc_thresholds()
         self._thread.start()
-
-    @property
-    def finished(self) -> bool:
-        """Closed: it will give no more pages."""
-        return self._done
 
     def next(self) -> Prepared | None:
         """The next prepared page (waiting for it), or ``None`` when there is none: the log's
