@@ -19,6 +19,7 @@ from ledger.projections.audit_trail import AUDIT_TABLE, AUDIT_TYPES
 from ledger.projections.base import Positioned
 from ledger.projections.credentials import CREDENTIALS_VIEW, VIEW_COLUMNS, VIEW_TYPES
 from ledger.projections.eventlog import BULK_GC_THRESHOLDS
+from ledger.projections.runner import ASYNC_COMMIT
 from tests.integration.conftest import START, fresh_database, new_user
 from tests.integration.test_projections import CREDENTIAL_COLUMNS, snapshot
 from tests.integration.workload import run_workload
@@ -214,3 +215,23 @@ def test_the_collector_runs_less_often_only_while_batches_are_read_ahead(
         assert gc.get_threshold() == before
     finally:
         ledger.close()
+
+
+def test_a_steps_commit_does_not_wait_for_the_disk_and_leaves_the_connection_as_it_was(
+    ledger: Ledger,
+) -> None:
+    user, _ = new_user(ledger)
+    ledger.mint_personal_access_token(user, "t")
+    recorder = ledger.recorder
+    assert isinstance(recorder, LedgerRecorder)
+    with recorder.datastore.transaction(commit=False) as curs:
+        curs.execute(ASYNC_COMMIT)
+        curs.execute("SHOW synchronous_commit")
+        assert curs.fetchone() == {"synchronous_commit": "off"}
+    ledger.projections.catch_up()
+    # SET LOCAL ends with the transaction: the pooled connections (the write path's too)
+    # still wait for the disk.
+    for _ in range(3):
+        with recorder.datastore.transaction(commit=False) as curs:
+            curs.execute("SHOW synchronous_commit")
+            assert curs.fetchone() == {"synchronous_commit": "on"}

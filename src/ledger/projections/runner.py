@@ -45,6 +45,9 @@ NAMES = tuple(sorted(cls.name for cls in PROJECTION_CLASSES))
 LISTENER_NAME = "ledger-projections"
 """``application_name`` of the live runner's LISTEN connection (visible in pg_stat_activity)."""
 
+ASYNC_COMMIT = "SET LOCAL synchronous_commit = off"
+"""Run at the start of each step's transaction (docs/adr/0014)."""
+
 Progress = Callable[[int, int], None]
 """Called after each batch with (lowest position reached, target position)."""
 
@@ -178,6 +181,9 @@ class Projections:
         locks and has rows for every projection there; otherwise it is read and prepared here."""
         chosen = self.names(names)
         with self._datastore.transaction(commit=True) as curs:
+            # Derived rows: the commit need not wait for the WAL to reach the disk. A server
+            # crash can only undo whole batches (rows and position), which run again.
+            curs.execute(ASYNC_COMMIT)
             positions = self._lock_positions(curs, chosen)
             low = min(positions.values())
             if until is not None and low >= until:
