@@ -12,33 +12,34 @@ of an install or daemon token, the member of a membership event.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 from uuid import UUID
 
 from psycopg import sql
 
 from ledger.domain import Credential, TokenKind, Workspace
-from ledger.projections.base import Curs, LedgerProjection, LedgerView, Positioned
+from ledger.projections.base import Curs, LedgerProjection, LedgerView, Positioned, copy_data
+from ledger.projections.eventlog import EventLog
 
 AUDIT_TABLE = "ledger_audit"
-AUDIT_COLUMNS = (
-    "position",
-    "stream_id",
-    "stream_version",
-    "credential_id",
-    "kind",
-    "type",
-    "at",
-    "actor_type",
-    "actor_id",
-    "workspace_id",
-    "user_id",
-    "data",
-)
+AUDIT_TYPES = {
+    "position": "bigint",
+    "stream_id": "uuid",
+    "stream_version": "bigint",
+    "credential_id": "uuid",
+    "kind": "text",
+    "type": "text",
+    "at": "timestamp with time zone",
+    "actor_type": "text",
+    "actor_id": "text",
+    "workspace_id": "uuid",
+    "user_id": "uuid",
+    "data": "jsonb",
+}
+"""The columns of ``ledger_audit`` and their types (binary ``COPY`` sends exactly these)."""
+AUDIT_COLUMNS = tuple(AUDIT_TYPES)
 
 EVENT_TYPES = (
     "minted",
@@ -52,8 +53,7 @@ EVENT_TYPES = (
 """The audit trail's ``type`` values (the contract's list)."""
 
 
-@dataclass(frozen=True, slots=True)
-class CredentialContext:
+class CredentialContext(NamedTuple):
     """What a credential's later events do not repeat: its kind, workspace and user."""
 
     kind: str
@@ -61,9 +61,8 @@ class CredentialContext:
     user_id: UUID | None
 
 
-@dataclass(frozen=True, slots=True)
-class AuditRow:
-    """One row of the audit trail, as stored."""
+class AuditRow(NamedTuple):
+    """One row of the audit trail, its values in ``AUDIT_COLUMNS`` order."""
 
     position: int
     stream_id: UUID
@@ -78,22 +77,6 @@ class AuditRow:
     user_id: UUID | None
     data: dict[str, Any]
 
-    def values(self) -> tuple[Any, ...]:
-        return (
-            self.position,
-            self.stream_id,
-            self.stream_version,
-            self.credential_id,
-            self.kind,
-            self.type,
-            self.at,
-            self.actor_type,
-            self.actor_id,
-            self.workspace_id,
-            self.user_id,
-            json.dumps(self.data, separators=(",", ":")),
-        )
-
 
 def _text(value: UUID | datetime | None) -> str | None:
     """Ids as text; instants in UTC RFC 3339 with ``Z`` (as the HTTP answers write them)."""
@@ -106,7 +89,131 @@ def _text(value: UUID | datetime | None) -> str | None:
 
 def minted_context(event: Credential.Minted) -> CredentialContext:
     holder = event.user_id if event.kind == TokenKind.PERSONAL_ACCESS_TOKEN else event.created_by
-    return CredentialContext(kind=event.kind, workspace_id=event.workspace_id, user_id=holder)
+    return CredentialContext(event.kind, event.workspace_id, holder)
+
+
+Build = Callable[[int, Any, CredentialContext | None], AuditRow]
+
+
+def _credential_row(
+    position: int, event: Any, context: CredentialContext | None, type_: str, data: dict[str, Any]
+) -> AuditRow:
+    kind, workspace_id, user_id = context if context is not None else (None, None, None)
+    return AuditRow(
+        position,
+        event.originator_id,
+        event.originator_version,
+        event.originator_id,
+        kind,
+        type_,
+        event.timestamp,
+        event.actor.type,
+        event.actor.id,
+        workspace_id,
+        user_id,
+        data,
+    )
+
+
+def _minted(position: int, event: Credential.Minted, context: CredentialContext | None) -> AuditRow:
+    data = {
+        "token_prefix": event.token_prefix,
+        "name": event.name,
+        "expires_at": _text(event.expires_at),
+        "daemon_id": event.daemon_id,
+        "install_token_id": _text(event.install_token_id),
+        "created_by": _text(event.created_by),
+    }
+    # The writer passes the context it already took from this very event.
+    own = context if context is not None else minted_context(event)
+    return _credential_row(position, event, own, "minted", data)
+
+
+def _consumed(
+    position: int, event: Credential.Consumed, context: CredentialContext | None
+) -> AuditRow:
+    data = {"daemon_token_id": _text(event.daemon_token_id)}
+    return _credential_row(position, event, context, "consumed", data)
+
+
+def _renewed(
+    position: int, event: Credential.Renewed, context: CredentialContext | None
+) -> AuditRow:
+    data = {
+        "expires_at_before": _text(event.expires_at_before),
+        "expires_at_after": _text(event.expires_at_after),
+    }
+    return _credential_row(position, event, context, "renewed", data)
+
+
+def _revoked(
+    position: int, event: Credential.Revoked, context: CredentialContext | None
+) -> AuditRow:
+    return _credential_row(position, event, context, "revoked", {"reason": event.reason})
+
+
+def _membership_row(
+    position: int, event: Any, type_: str, user_id: UUID, data: dict[str, Any]
+) -> AuditRow:
+    return AuditRow(
+        position,
+        event.originator_id,
+        event.originator_version,
+        None,
+        None,
+        type_,
+        event.timestamp,
+        event.actor.type,
+        event.actor.id,
+        event.originator_id,
+        user_id,
+        data,
+    )
+
+
+def _created(position: int, event: Workspace.Created, _: CredentialContext | None) -> AuditRow:
+    data = {"role": "owner", "workspace_created": True, "name": event.name}
+    return _membership_row(position, event, "member_added", event.owner_id, data)
+
+
+def _added(position: int, event: Workspace.MemberAdded, _: CredentialContext | None) -> AuditRow:
+    return _membership_row(position, event, "member_added", event.user_id, {"role": event.role})
+
+
+def _role_changed(
+    position: int, event: Workspace.MemberRoleChanged, _: CredentialContext | None
+) -> AuditRow:
+    data = {"role_before": event.role_before, "role_after": event.role_after}
+    return _membership_row(position, event, "member_role_changed", event.user_id, data)
+
+
+def _removed(
+    position: int, event: Workspace.MemberRemoved, _: CredentialContext | None
+) -> AuditRow:
+    data = {"role": event.role, "left": event.left}
+    return _membership_row(position, event, "member_removed", event.user_id, data)
+
+
+_BUILDERS: dict[type[Any], Build | None] = {
+    Credential.Minted: _minted,
+    Credential.Consumed: _consumed,
+    Credential.Renewed: _renewed,
+    Credential.Revoked: _revoked,
+    Workspace.Created: _created,
+    Workspace.MemberAdded: _added,
+    Workspace.MemberRoleChanged: _role_changed,
+    Workspace.MemberRemoved: _removed,
+}
+
+
+def _builder(event_type: type[Any]) -> Build | None:
+    """The row builder of an event class (found once by ``isinstance``, then by type)."""
+    try:
+        return _BUILDERS[event_type]
+    except KeyError:
+        found = next((b for c, b in list(_BUILDERS.items()) if issubclass(event_type, c)), None)
+        _BUILDERS[event_type] = found
+        return found
 
 
 def audit_row(item: Positioned, context: CredentialContext | None) -> AuditRow | None:
@@ -115,77 +222,8 @@ def audit_row(item: Positioned, context: CredentialContext | None) -> AuditRow |
     ``context`` is the credential's, needed for its events after ``Minted``; ``None`` for a
     credential event means the credential is unknown (then the row has no kind/workspace/user).
     """
-    event = item.event
-    common: dict[str, Any] = {
-        "position": item.position,
-        "stream_id": event.originator_id,
-        "stream_version": event.originator_version,
-        "at": event.timestamp,
-        "actor_type": event.actor.type,
-        "actor_id": event.actor.id,
-    }
-    if isinstance(event, Credential.Minted):
-        context = minted_context(event)
-        type_, data = (
-            "minted",
-            {
-                "token_prefix": event.token_prefix,
-                "name": event.name,
-                "expires_at": _text(event.expires_at),
-                "daemon_id": event.daemon_id,
-                "install_token_id": _text(event.install_token_id),
-                "created_by": _text(event.created_by),
-            },
-        )
-    elif isinstance(event, Credential.Consumed):
-        type_, data = "consumed", {"daemon_token_id": _text(event.daemon_token_id)}
-    elif isinstance(event, Credential.Renewed):
-        type_, data = (
-            "renewed",
-            {
-                "expires_at_before": _text(event.expires_at_before),
-                "expires_at_after": _text(event.expires_at_after),
-            },
-        )
-    elif isinstance(event, Credential.Revoked):
-        type_, data = "revoked", {"reason": event.reason}
-    else:
-        return _membership_row(item, common)
-    return AuditRow(
-        credential_id=event.originator_id,
-        kind=context.kind if context else None,
-        type=type_,
-        workspace_id=context.workspace_id if context else None,
-        user_id=context.user_id if context else None,
-        data=data,
-        **common,
-    )
-
-
-def _membership_row(item: Positioned, common: dict[str, Any]) -> AuditRow | None:
-    event = item.event
-    if isinstance(event, Workspace.Created):
-        type_, user_id = "member_added", event.owner_id
-        data: dict[str, Any] = {"role": "owner", "workspace_created": True, "name": event.name}
-    elif isinstance(event, Workspace.MemberAdded):
-        type_, user_id, data = "member_added", event.user_id, {"role": event.role}
-    elif isinstance(event, Workspace.MemberRoleChanged):
-        type_, user_id = "member_role_changed", event.user_id
-        data = {"role_before": event.role_before, "role_after": event.role_after}
-    elif isinstance(event, Workspace.MemberRemoved):
-        type_, user_id = "member_removed", event.user_id
-        data = {"role": event.role, "left": event.left}
-    else:
-        return None
-    return AuditRow(
-        credential_id=None,
-        kind=None,
-        type=type_,
-        workspace_id=event.originator_id,
-        user_id=user_id,
-        data=data,
-        **common,
-    )
+    build = _builder(type(item.event))
+    return None if build is None else build(item.position, item.event, context)
 
 
 LATER_CREDENTIAL_EVENTS = (Credential.Consumed, Credential.Renewed, Credential.Revoked)
@@ -197,59 +235,51 @@ class AuditTrailView(LedgerView):
     tables = (AUDIT_TABLE,)
     tracking_table = "ledger_audit_tracking"
 
-    def __init__(self, datastore: Any) -> None:
-        super().__init__(datastore)
+    def __init__(self, datastore: Any, log: EventLog) -> None:
+        super().__init__(datastore, log)
         self._copy = (
-            sql.SQL("COPY {} ({}) FROM STDIN")
+            sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)")
             .format(
                 sql.Identifier(AUDIT_TABLE),
                 sql.SQL(", ").join(sql.Identifier(c) for c in AUDIT_COLUMNS),
             )
             .as_string()
         )
-        self._contexts = (
-            sql.SQL(
-                "SELECT credential_id, kind, workspace_id, user_id FROM {} "
-                "WHERE credential_id = ANY(%s) AND type = 'minted'"
-            )
-            .format(sql.Identifier(AUDIT_TABLE))
-            .as_string()
-        )
 
-    def contexts(self, curs: Curs, credential_ids: set[UUID]) -> dict[UUID, CredentialContext]:
-        """The contexts of credentials minted in earlier batches."""
-        if not credential_ids:
-            return {}
-        curs.execute(self._contexts, (list(credential_ids),))
-        return {
-            row["credential_id"]: CredentialContext(
-                kind=row["kind"], workspace_id=row["workspace_id"], user_id=row["user_id"]
-            )
-            for row in curs.fetchall()
+    def contexts(self, curs: Curs, events: Sequence[Positioned]) -> dict[UUID, CredentialContext]:
+        """The context of every credential the events name: from its ``Minted`` in the batch,
+        or else from the event log (it was minted in an earlier batch)."""
+        contexts = {
+            item.event.originator_id: minted_context(item.event)
+            for item in events
+            if isinstance(item.event, Credential.Minted)
         }
-
-    def write(self, curs: Curs, events: Sequence[Positioned]) -> None:
-        minted: dict[UUID, CredentialContext] = {}
-        for item in events:
-            if isinstance(item.event, Credential.Minted):
-                minted[item.event.originator_id] = minted_context(item.event)
-        later = {
+        earlier = {
             item.event.originator_id
             for item in events
             if isinstance(item.event, LATER_CREDENTIAL_EVENTS)
-            and item.event.originator_id not in minted
+            and item.event.originator_id not in contexts
         }
-        contexts = {**self.contexts(curs, later), **minted}
+        if earlier:
+            for stream_id, event in self.log.created(curs, earlier).items():
+                if isinstance(event, Credential.Minted):
+                    contexts[stream_id] = minted_context(event)
+        return contexts
+
+    def prepare(self, curs: Curs, events: Sequence[Positioned]) -> bytes:
+        """The batch's rows as binary ``COPY`` data (empty when it has none)."""
+        contexts = self.contexts(curs, events)
         rows = [
             row
             for item in events
             if (row := audit_row(item, contexts.get(item.event.originator_id))) is not None
         ]
-        if not rows:
-            return
-        with curs.copy(self._copy) as copy:
-            for row in rows:
-                copy.write_row(row.values())
+        return copy_data(curs, rows, AUDIT_TYPES.values()) if rows else b""
+
+    def apply(self, curs: Curs, prepared: bytes) -> None:
+        if prepared:
+            with curs.copy(self._copy) as copy:
+                copy.write(prepared)
 
 
 class AuditTrail(LedgerProjection[AuditTrailView]):

@@ -5,22 +5,30 @@ A projection (``eventsourcing.projection.Projection``) turns events into rows; i
 projection a *batch* of events inside one transaction in which it holds the tracking row's lock;
 the rows and the new position commit together or not at all, so processing is exactly-once and
 resumable, and two runners (two service processes) simply take turns.
+
+A view writes a batch in two halves: ``prepare`` computes its rows (Python work that reads
+nothing but the event log, so it can run ahead of the transaction, in another thread) and
+``apply`` writes them in the step's transaction.
 """
 
 from __future__ import annotations
 
+import io
 from abc import abstractmethod
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, TypeVar
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, NamedTuple, TypeVar
 
 from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from eventsourcing.projection import Projection
-from psycopg import Cursor, sql
+from psycopg import Copy, Cursor, sql
+from psycopg.copy import FileWriter
 from psycopg.rows import DictRow
 
 from ledger.domain.base import LedgerAggregate
+
+if TYPE_CHECKING:
+    from ledger.projections.eventlog import EventLog
 
 UPSTREAM = "Ledger"
 """The tracking rows' ``application_name``: the application whose events are projected."""
@@ -28,25 +36,38 @@ UPSTREAM = "Ledger"
 Curs = Cursor[DictRow]
 
 
-@dataclass(frozen=True, slots=True)
-class Positioned:
+class Positioned(NamedTuple):
     """A decoded event and its position (notification id) in the ledger's event log."""
 
     position: int
     event: LedgerAggregate.Event
 
 
+def copy_data(curs: Curs, rows: Iterable[Sequence[Any]], types: Iterable[str]) -> bytes:
+    """``rows`` as the data of a ``COPY … FROM STDIN (FORMAT binary)`` into columns of these
+    SQL ``types`` (psycopg's formatting, with the adapters of the connection of ``curs``;
+    nothing is sent). Binary: no text to render here or to parse on the server."""
+    buffer = io.BytesIO()
+    with Copy(curs.connection.cursor(), binary=True, writer=FileWriter(buffer)) as copy:
+        copy.set_types(list(types))
+        for row in rows:
+            copy.write_row(row)
+    return buffer.getvalue()
+
+
 class LedgerView(PostgresTrackingRecorder):
     """A projection's tables and its single tracking row (eventsourcing's layout).
 
     Tables are created by the migrations, never here. ``tables`` lists what ``reset`` empties.
+    ``log`` is the event log the projection follows (for the events a batch refers to).
     """
 
     tables: ClassVar[tuple[str, ...]]
     tracking_table: ClassVar[str]
 
-    def __init__(self, datastore: PostgresDatastore) -> None:
+    def __init__(self, datastore: PostgresDatastore, log: EventLog) -> None:
         super().__init__(datastore, tracking_table_name=self.tracking_table)
+        self.log = log
         tracking = sql.Identifier(self.tracking_table)
         self._ensure = (
             sql.SQL(
@@ -91,8 +112,19 @@ class LedgerView(PostgresTrackingRecorder):
         self.advance(curs, 0)
 
     @abstractmethod
+    def prepare(self, curs: Curs, events: Sequence[Positioned]) -> Any:
+        """The rows for ``events``, ready for ``apply`` (ignored event types have none).
+
+        May read the event log through ``curs``, and nothing else: it runs ahead of the step
+        that applies it, on another connection, while the tracking row is not locked."""
+
+    @abstractmethod
+    def apply(self, curs: Curs, prepared: Any) -> None:
+        """Write what ``prepare`` returned, in the step's transaction."""
+
     def write(self, curs: Curs, events: Sequence[Positioned]) -> None:
-        """Write the rows for ``events`` (ignored event types write nothing)."""
+        """Write the rows for ``events`` (both halves in the transaction of ``curs``)."""
+        self.apply(curs, self.prepare(curs, events))
 
 
 TView = TypeVar("TView", bound=LedgerView)
@@ -102,8 +134,8 @@ class LedgerProjection(Projection[TView], Generic[TView]):
     """A projection of the ledger's events into a ``LedgerView``.
 
     ``process_event`` is the library's one-event-per-transaction entry point (what
-    ``eventsourcing.projection.ProjectionRunner`` calls); ``ledger.projections.runner`` calls
-    ``process_batch`` with many events per transaction instead.
+    ``eventsourcing.projection.ProjectionRunner`` calls); ``ledger.projections.runner`` has the
+    view prepare and apply many events per transaction instead.
     """
 
     view_class: ClassVar[type[LedgerView]]

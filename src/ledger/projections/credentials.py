@@ -19,7 +19,8 @@ from uuid import UUID
 from psycopg import sql
 
 from ledger.domain import Credential
-from ledger.projections.base import Curs, LedgerProjection, LedgerView, Positioned
+from ledger.projections.base import Curs, LedgerProjection, LedgerView, Positioned, copy_data
+from ledger.projections.eventlog import EventLog
 
 CREDENTIALS_VIEW = "ledger_credentials_view"
 
@@ -68,6 +69,26 @@ class CredentialViewRow:
 
 
 VIEW_COLUMNS = tuple(f.name for f in fields(CredentialViewRow))
+_INSTANT = "timestamp with time zone"
+VIEW_TYPES = {
+    "credential_id": "uuid",
+    "kind": "text",
+    "token_prefix": "text",
+    "name": "text",
+    "user_id": "uuid",
+    "workspace_id": "uuid",
+    "daemon_id": "text",
+    "install_token_id": "uuid",
+    "created_by": "uuid",
+    "created_at": _INSTANT,
+    "expires_at": _INSTANT,
+    "revoked_at": _INSTANT,
+    "revoked_reason": "text",
+    "consumed_at": _INSTANT,
+    "daemon_token_id": "uuid",
+    "version": "bigint",
+}
+"""The types of ``VIEW_COLUMNS``, in their order (binary ``COPY`` sends exactly these)."""
 _row_values = attrgetter(*VIEW_COLUMNS)  # dataclasses.astuple deep-copies every value
 
 
@@ -81,6 +102,14 @@ class _Change:
     revoked_reason: str | None = None
     consumed_at: datetime | None = None
     daemon_token_id: UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialWrites:
+    """A prepared batch: new rows as binary ``COPY`` data, changes to rows of earlier batches."""
+
+    rows: bytes
+    changed: dict[UUID, _Change]
 
 
 def _apply(target: CredentialViewRow | _Change, event: Any) -> None:
@@ -101,11 +130,11 @@ class CredentialsView(LedgerView):
     tables = (CREDENTIALS_VIEW,)
     tracking_table = "ledger_credentials_view_tracking"
 
-    def __init__(self, datastore: Any) -> None:
-        super().__init__(datastore)
+    def __init__(self, datastore: Any, log: EventLog) -> None:
+        super().__init__(datastore, log)
         table = sql.Identifier(CREDENTIALS_VIEW)
         self._copy = (
-            sql.SQL("COPY {} ({}) FROM STDIN")
+            sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)")
             .format(table, sql.SQL(", ").join(sql.Identifier(c) for c in VIEW_COLUMNS))
             .as_string()
         )
@@ -128,7 +157,9 @@ class CredentialsView(LedgerView):
             .as_string()
         )
 
-    def write(self, curs: Curs, events: Sequence[Positioned]) -> None:
+    def prepare(self, curs: Curs, events: Sequence[Positioned]) -> CredentialWrites:
+        """Rows of credentials minted in the batch (as ``COPY`` data, with what their later
+        events in the batch changed), and the changes to credentials minted before it."""
         new: dict[UUID, CredentialViewRow] = {}
         changed: dict[UUID, _Change] = {}
         for item in events:
@@ -142,16 +173,19 @@ class CredentialsView(LedgerView):
                         event.originator_id, _Change(version=event.originator_version)
                     )
                 _apply(target, event)
-        if new:
+        rows = copy_data(curs, map(_row_values, new.values()), VIEW_TYPES.values()) if new else b""
+        return CredentialWrites(rows, changed)
+
+    def apply(self, curs: Curs, prepared: CredentialWrites) -> None:
+        if prepared.rows:
             with curs.copy(self._copy) as copy:
-                for row in new.values():
-                    copy.write_row(_row_values(row))
-        if changed:
-            changes = list(changed.values())
+                copy.write(prepared.rows)
+        if prepared.changed:
+            changes = list(prepared.changed.values())
             curs.execute(
                 self._update,
                 (
-                    list(changed),
+                    list(prepared.changed),
                     [c.version for c in changes],
                     [c.expires_at for c in changes],
                     [c.revoked_at for c in changes],

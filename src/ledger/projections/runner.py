@@ -26,16 +26,16 @@ from typing import Any
 
 import psycopg
 from eventsourcing.application import Application
-from eventsourcing.persistence import PersistenceError, StoredEvent
+from eventsourcing.persistence import PersistenceError
 from eventsourcing.postgres import PostgresDatastore
 from psycopg import sql
 
 from ledger.clock import Clock
-from ledger.domain.base import LedgerAggregate
 from ledger.errors import UnknownProjection
 from ledger.projections.audit_trail import AuditTrail
 from ledger.projections.base import UPSTREAM, Curs, LedgerProjection, Positioned
 from ledger.projections.credentials import Credentials
+from ledger.projections.eventlog import EventLog, Prepare, Prepared, ReadAhead
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,9 @@ NAMES = tuple(sorted(cls.name for cls in PROJECTION_CLASSES))
 
 LISTENER_NAME = "ledger-projections"
 """``application_name`` of the live runner's LISTEN connection (visible in pg_stat_activity)."""
+
+ASYNC_COMMIT = "SET LOCAL synchronous_commit = off"
+"""Run at the start of each step's transaction (docs/adr/0014)."""
 
 Progress = Callable[[int, int], None]
 """Called after each batch with (lowest position reached, target position)."""
@@ -75,26 +78,19 @@ class Projections:
         batch_size: int = 5000,
         poll_s: float = 1.0,
     ) -> None:
-        self._mapper = app.mapper
         self._datastore = datastore
         self._url = database_url
         self._clock = clock
         self.batch_size = batch_size
         self._poll_s = poll_s
+        self.log = EventLog(app.mapper, events_table)
+        """The event log the projections follow."""
         self.projections: dict[str, LedgerProjection[Any]] = {
-            cls.name: cls(view=cls.view_class(datastore)) for cls in PROJECTION_CLASSES
+            cls.name: cls(view=cls.view_class(datastore, self.log)) for cls in PROJECTION_CLASSES
         }
         table = sql.Identifier(events_table)
         self._head = (
             sql.SQL("SELECT coalesce(max(notification_id), 0) AS head FROM {}")
-            .format(table)
-            .as_string()
-        )
-        self._after = (
-            sql.SQL(
-                "SELECT notification_id, originator_id, originator_version, topic, state "
-                "FROM {} WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
-            )
             .format(table)
             .as_string()
         )
@@ -153,41 +149,59 @@ class Projections:
                 self.projections[name].view.ensure_tracking(curs)
         return {name: self.projections[name].view.lock_position(curs) for name in names}
 
-    def _events_after(self, curs: Curs, position: int, limit: int) -> list[Positioned]:
-        curs.execute(self._after, (position, limit), prepare=True)
-        batch = []
-        for row in curs.fetchall():
-            event = self._mapper.to_domain_event(
-                StoredEvent(
-                    originator_id=row["originator_id"],
-                    originator_version=row["originator_version"],
-                    topic=row["topic"],
-                    state=bytes(row["state"]),
-                )
-            )
-            assert isinstance(event, LedgerAggregate.Event)
-            batch.append(Positioned(row["notification_id"], event))
-        return batch
+    def _prepare(self, names: Sequence[str]) -> Prepare:
+        """What prepares a page for the named projections (see ``LedgerView.prepare``)."""
 
-    def step(self, names: Iterable[str] | None = None, until: int | None = None) -> int | None:
+        def prepare(curs: Curs, events: list[Positioned]) -> dict[str, Any]:
+            return {name: self.projections[name].view.prepare(curs, events) for name in names}
+
+        return prepare
+
+    def read_ahead(self, names: Sequence[str], *, start: int, until: int) -> ReadAhead:
+        """Read and prepare, in a thread, the batches after ``start`` up to ``until`` for the
+        named projections (``step(names, ahead=...)`` takes them); close it when done."""
+        return ReadAhead(
+            self.log,
+            self._datastore,
+            self._prepare(names),
+            start=start,
+            until=until,
+            limit=self.batch_size,
+        )
+
+    def step(
+        self,
+        names: Iterable[str] | None = None,
+        until: int | None = None,
+        prepared: Prepared | None = None,
+    ) -> int | None:
         """Process one batch in one transaction; the lowest position reached, or ``None`` when
-        every named projection is at ``until`` (or at the head of the log) already."""
+        every named projection is at ``until`` (or at the head of the log) already. The batch
+        is ``prepared`` (by a read-ahead) when that starts at the position found under the
+        locks and has rows for every projection there; otherwise it is read and prepared here."""
         chosen = self.names(names)
         with self._datastore.transaction(commit=True) as curs:
+            # Derived rows: the commit need not wait for the WAL to reach the disk. A server
+            # crash can only undo whole batches (rows and position), which run again.
+            curs.execute(ASYNC_COMMIT)
             positions = self._lock_positions(curs, chosen)
             low = min(positions.values())
             if until is not None and low >= until:
                 return None
-            events = self._events_after(curs, low, self.batch_size)
-            if not events:
-                return None
-            last = events[-1].position
-            for name in chosen:
-                if positions[name] == low:
-                    projection = self.projections[name]
-                    projection.process_batch(curs, events)
-                    projection.view.advance(curs, last)
-                    positions[name] = last
+            behind = [name for name in chosen if positions[name] == low]
+            if prepared is None or prepared.after != low or not prepared.writes.keys() >= {*behind}:
+                if prepared is not None:
+                    log.debug("prepared batch after %d not used: at %d", prepared.after, low)
+                events = self.log.page(curs, low, self.batch_size)
+                if not events:
+                    return None
+                writes = self._prepare(behind)(curs, events)
+                prepared = Prepared(low, events[-1].position, writes)
+            for name in behind:
+                view = self.projections[name].view
+                view.apply(curs, prepared.writes[name])
+                view.advance(curs, prepared.last)
+                positions[name] = prepared.last
         self._tracking_ready = True
         self.batches += 1
         return min(positions.values())
@@ -199,12 +213,31 @@ class Projections:
         until: int | None = None,
         progress: Progress | None = None,
     ) -> None:
-        """Process batches until the named projections reach ``until`` (default: the head)."""
+        """Process batches until the named projections reach ``until`` (default: the head).
+
+        After a first full batch, the next ones are read and prepared ahead in a thread
+        (``read_ahead``) while each is written; the wait for one happens before the step's
+        transaction, so the tracking rows stay locked only while rows are written. A read-ahead
+        that another runner's turn made useless is replaced."""
         chosen = self.names(names)
         target = self.head() if until is None else until
-        while (reached := self.step(chosen, until=target)) is not None:
-            if progress is not None:
-                progress(reached, target)
+        ahead: ReadAhead | None = None
+        prepared: Prepared | None = None
+        try:
+            while (reached := self.step(chosen, until=target, prepared=prepared)) is not None:
+                if progress is not None:
+                    progress(reached, target)
+                if reached >= target:
+                    break
+                if ahead is not None and (prepared is None or prepared.last != reached):
+                    ahead.close()  # finished, or out of step with the tracking rows
+                    ahead = None
+                if ahead is None:
+                    ahead = self.read_ahead(chosen, start=reached, until=target)
+                prepared = ahead.next()
+        finally:
+            if ahead is not None:
+                ahead.close()
 
     def wait_current(self, names: Iterable[str] | None = None) -> None:
         """Return once the named projections reflect every event committed before the call.
@@ -265,7 +298,7 @@ class Projections:
         }
 
     def _first_after(self, curs: Curs, position: int) -> Positioned | None:
-        events = self._events_after(curs, position, 1)
+        events = self.log.page(curs, position, 1)
         return events[0] if events else None
 
     # ------------------------------------------------------------------------- live runner
