@@ -11,7 +11,7 @@ from freezegun import freeze_time
 from pydantic import ValidationError
 
 from ledger.application import validation
-from ledger.clock import ManualClock, SystemClock
+from ledger.clock import ManualClock, SystemClock, to_nanos
 from ledger.config import Settings
 from ledger.domain import Role
 from ledger.errors import (
@@ -108,6 +108,7 @@ def test_empty_database_url_means_embedded(monkeypatch: pytest.MonkeyPatch) -> N
 def test_system_clock_follows_frozen_time() -> None:
     with freeze_time("2026-02-03T04:05:06Z"):
         assert SystemClock().now() == datetime(2026, 2, 3, 4, 5, 6, tzinfo=UTC)
+        assert SystemClock().nanos() == to_nanos(datetime(2026, 2, 3, 4, 5, 6, tzinfo=UTC))
 
 
 def test_manual_clock_moves_only_when_told() -> None:
