@@ -67,6 +67,17 @@ def ledger(database_url: str, settings: Settings, clock: ManualClock) -> Iterato
         app.close()
 
 
+@pytest.fixture
+def wall_clock_ledger(database_url: str) -> Iterator[Ledger]:
+    """A ledger on the system clock, for tests where another process (the CLI, a follower)
+    writes or reads with its own wall clock: it cannot share a test's manual clock."""
+    app = Ledger(database_url, settings=Settings(pool_size=2))
+    try:
+        yield app
+    finally:
+        app.close()
+
+
 def load_credential(ledger: Ledger, credential_id: UUID) -> Credential:
     """The credential aggregate, replayed from the event store."""
     aggregate: object = ledger.repository.get(credential_id)

@@ -28,7 +28,11 @@ def ledger_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[s
     )
 
 
-def test_users_create_prints_the_contracts_json(database_url: str, ledger: Ledger) -> None:
+def test_users_create_prints_the_contracts_json(
+    database_url: str, wall_clock_ledger: Ledger
+) -> None:
+    # The CLI mints on the wall clock: a ledger on the suite's manual clock (fixed at START)
+    # would see the token as minted in its future once the wall clock passes START.
     result = ledger_cli(
         "users",
         "create",
@@ -44,7 +48,7 @@ def test_users_create_prints_the_contracts_json(database_url: str, ledger: Ledge
     assert set(data) == USER_KEYS
     assert data["name"] == "Ada"
     assert data["token_prefix"] == data["token"][:12]
-    assert str(ledger.verify(data["token"]).user_id) == data["user_id"]
+    assert str(wall_clock_ledger.verify(data["token"]).user_id) == data["user_id"]
 
 
 def test_users_create_refuses_a_blank_name_with_the_contracts_code(database_url: str) -> None:

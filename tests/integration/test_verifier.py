@@ -6,13 +6,11 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
-import pytest
 
 from ledger.application import Ledger
 from ledger.config import Settings
@@ -21,16 +19,6 @@ from ledger.verifier import CacheInvalidator, VerifierCache
 from tests.integration.conftest import new_user
 
 FOLLOWER = Path(__file__).with_name("verify_follower.py")
-
-
-@pytest.fixture
-def wall_clock_ledger(database_url: str) -> Iterator[Ledger]:
-    """A ledger on the system clock: a second process cannot share a test's manual clock."""
-    app = Ledger(database_url, settings=Settings(pool_size=2))
-    try:
-        yield app
-    finally:
-        app.close()
 
 
 def test_a_revocation_in_one_process_is_seen_by_a_verifier_in_another(
