@@ -108,6 +108,9 @@ SQL_TYPES = {
     "last_used_at": "timestamptz",
 }
 MUTABLE_COLUMNS = ("expires_at", "revoked_at", "revoked_reason", "consumed_at", "version")
+"""``SQL_TYPES`` and ``MUTABLE_COLUMNS`` describe what the write-batch function (migration 0003)
+must cast and update; since its SQL is frozen there, ``tests/unit/test_write_batch_function.py``
+holds it to them."""
 
 
 _row_values = attrgetter(*WRITE_COLUMNS)
