@@ -40,12 +40,12 @@ import psycopg
 
 from bench.runner import Cell, Exhausted, Op, run_cell
 from bench.seed import CredentialSeeder, SeedSpec
-from ledger import migrations
+from ledger.adapters import migrations
 from ledger.application import Ledger
 from ledger.config import Settings
 from ledger.domain import Credential, TokenKind
 from ledger.domain.credential import INSTALL_TOKEN_LIFETIME
-from ledger.tokens import hash_token
+from ledger.domain.tokens import hash_token
 
 OPERATIONS = ("mint", "exchange", "verify")
 SKIPPED = "skipped: `ledger serve` not available"

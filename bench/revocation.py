@@ -27,11 +27,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ledger import migrations
+from ledger.adapters import migrations
 from ledger.adapters.postgres import embedded_server, ensure_database, with_database
 from ledger.application import Ledger
 from ledger.config import Settings
-from ledger.errors import InvalidToken
+from ledger.domain.errors import InvalidToken
 
 RESULTS = Path(__file__).parent / "results" / "revocation.json"
 POLL_S = 0.0002

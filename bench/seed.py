@@ -34,7 +34,7 @@ from ledger.application import Ledger
 from ledger.domain import Actor, Credential, RevocationReason, TokenKind
 from ledger.domain.base import LedgerAggregate
 from ledger.domain.chain import canonical_encoding, verify_chain
-from ledger.tokens import DISPLAY_PREFIX_LENGTH, IssuedToken, issue
+from ledger.domain.tokens import DISPLAY_PREFIX_LENGTH, IssuedToken, issue
 
 CHUNK = 50_000
 """Credentials per transaction: bounds memory and how long the events-table lock is held."""

@@ -22,12 +22,12 @@ import psycopg
 from bench.baseline import BaselineStore
 from bench.runner import Exhausted, Op
 from bench.seed import CredentialSeeder, SeedSpec
-from ledger import migrations
+from ledger.adapters import migrations
 from ledger.application import Ledger, Principal
 from ledger.config import Settings
 from ledger.domain import TokenKind
 from ledger.domain.credential import INSTALL_TOKEN_LIFETIME
-from ledger.errors import InstallTokenAlreadyUsed, InvalidToken, LedgerError
+from ledger.domain.errors import InstallTokenAlreadyUsed, InvalidToken, LedgerError
 
 POOL_SIZE = 16
 PAT_DAYS = 30

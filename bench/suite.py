@@ -53,7 +53,7 @@ from bench.sides import (
 from ledger.adapters.postgres import embedded_server, ensure_database, with_database
 from ledger.config import Settings
 from ledger.domain import TokenKind
-from ledger.tokens import issue
+from ledger.domain.tokens import issue
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 GROUPS = ("write", "race", "verify", "revocation", "http", "scale")
@@ -259,7 +259,7 @@ def revocation_group(run: Run) -> None:
     rounds = run.profile.revocation_rounds
     _progress(f"revocation propagation: {rounds} rounds")
     url = run.database("ledger_revocation")
-    from ledger import migrations  # noqa: PLC0415
+    from ledger.adapters import migrations  # noqa: PLC0415
 
     migrations.upgrade(url)
     delays = revocation.measure(url, rounds)
@@ -395,7 +395,7 @@ def _events(url: str) -> int:
 
 
 def _usable(url: str, raws: Sequence[str]) -> list[str]:
-    from ledger.tokens import hash_token  # noqa: PLC0415
+    from ledger.domain.tokens import hash_token  # noqa: PLC0415
 
     by_hash = {hash_token(r): r for r in raws}
     with psycopg.connect(url) as conn:

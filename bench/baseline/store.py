@@ -27,7 +27,7 @@ from uuid import UUID, uuid4
 from psycopg_pool import ConnectionPool
 
 from ledger.domain import TokenKind
-from ledger.tokens import IssuedToken, hash_token, issue, parse_kind
+from ledger.domain.tokens import IssuedToken, hash_token, issue, parse_kind
 
 SCHEMA = """
 CREATE TABLE tokens (

@@ -15,11 +15,11 @@ from ledger.application import (
     UserInfo,
     WorkspaceInfo,
 )
-from ledger.clock import Clock, ManualClock, SystemClock
+from ledger.bootstrap import open_ledger
 from ledger.config import Settings
 from ledger.domain import Actor, Member, RenewalOutcome, RevocationReason, Role, TokenKind
-from ledger.errors import LedgerError
-from ledger.service import open_ledger
+from ledger.domain.clock import Clock, ManualClock, SystemClock
+from ledger.domain.errors import LedgerError
 
 __all__ = [
     "Actor",

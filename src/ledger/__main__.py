@@ -1,5 +1,5 @@
 """``python -m ledger``: the command line."""
 
-from ledger.cli import main
+from ledger.entrypoints.cli.commands import main
 
 main()

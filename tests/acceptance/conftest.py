@@ -20,8 +20,8 @@ import pytest
 
 from ledger.adapters.postgres import embedded_server
 from ledger.application import Ledger
-from ledger.clock import ManualClock
 from ledger.config import Settings
+from ledger.domain.clock import ManualClock
 from tests.acceptance.service import Api, ServeProcess, TokenLog
 from tests.integration.conftest import fresh_database
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from ledger.domain import TokenKind
-from ledger.tokens import issue
+from ledger.domain.tokens import issue
 from tests.acceptance.conftest import Operator, World
 from tests.acceptance.service import Api, error_of, wait_until
 

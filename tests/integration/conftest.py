@@ -15,12 +15,12 @@ from uuid import UUID
 
 import pytest
 
-from ledger import migrations
+from ledger.adapters import migrations
 from ledger.adapters.postgres import embedded_server, ensure_database, with_database
 from ledger.application import Ledger, Principal
-from ledger.clock import ManualClock
 from ledger.config import Settings
 from ledger.domain import Credential, TokenKind
+from ledger.domain.clock import ManualClock
 
 START = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from ledger.errors import LedgerError
+from ledger.domain.errors import LedgerError
 
 T = TypeVar("T")
 

@@ -14,11 +14,11 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from ledger.application import Ledger
-from ledger.clock import ManualClock
 from ledger.config import Settings
 from ledger.domain import Credential
 from ledger.domain.base import LedgerAggregate
-from ledger.errors import (
+from ledger.domain.clock import ManualClock
+from ledger.domain.errors import (
     CredentialNotFound,
     InsufficientPermissions,
     InvalidCredentialId,

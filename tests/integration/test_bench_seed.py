@@ -13,7 +13,7 @@ from bench.seed import CredentialSeeder, SeedSpec, users
 
 from ledger.application import Ledger
 from ledger.domain import TokenKind
-from ledger.errors import InstallTokenAlreadyUsed, InvalidToken
+from ledger.domain.errors import InstallTokenAlreadyUsed, InvalidToken
 from tests.integration.conftest import START, new_user
 
 AT = START - timedelta(minutes=1)

@@ -10,10 +10,10 @@ from uuid import UUID
 import pytest
 
 from ledger.application import Ledger, WorkspaceInfo
-from ledger.clock import ManualClock
 from ledger.config import Settings
 from ledger.domain import Credential, RevocationReason, Role, TokenKind
-from ledger.errors import InvalidToken, ServiceUnavailable
+from ledger.domain.clock import ManualClock
+from ledger.domain.errors import InvalidToken, ServiceUnavailable
 from tests.clocks import TickingClock
 from tests.integration.conftest import START, UserPrincipal, load_credential, new_user
 from tests.integration.races import race

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psutil
 
-from ledger import migrations
+from ledger.adapters import migrations
 from ledger.application import Ledger
 from tests.integration.conftest import fresh_database
 

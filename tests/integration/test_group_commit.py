@@ -15,8 +15,8 @@ from ledger.adapters.recorder import BatchCommand, BatchIntegrityError, LedgerRe
 from ledger.adapters.writer import GroupCommitWriter, _Pending
 from ledger.application import Ledger
 from ledger.domain import Actor, Credential, RevocationReason, TokenKind
-from ledger.errors import ServiceUnavailable
-from ledger.tokens import issue
+from ledger.domain.errors import ServiceUnavailable
+from ledger.domain.tokens import issue
 from tests.integration.conftest import START, load_credential, new_user
 
 

@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 
 from ledger.application import Ledger, Principal
 from ledger.domain import TokenKind
-from ledger.http.app import create_app
-from ledger.integrations.fastapi import LedgerAuth, add_error_handlers
+from ledger.entrypoints.fastapi import LedgerAuth, add_error_handlers
+from ledger.entrypoints.http.app import create_app
 from tests.integration.conftest import new_user
 
 

@@ -9,10 +9,10 @@ from uuid import uuid4
 import pytest
 
 from ledger.application import Ledger
-from ledger.clock import ManualClock
 from ledger.config import Settings
 from ledger.domain import Credential, Role, TokenKind, verify_chain
-from ledger.errors import (
+from ledger.domain.clock import ManualClock
+from ledger.domain.errors import (
     AlreadyMember,
     DaemonIdRequired,
     DaemonTokenNotFound,
@@ -35,7 +35,7 @@ from ledger.errors import (
     UserNotFound,
     WorkspaceNotFound,
 )
-from ledger.tokens import issue
+from ledger.domain.tokens import issue
 from tests.integration.conftest import START, load_credential, new_user
 
 PAT = {TokenKind.PERSONAL_ACCESS_TOKEN}

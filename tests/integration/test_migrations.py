@@ -14,8 +14,8 @@ from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
-from ledger import migrations
-from ledger.migrations.schema import metadata
+from ledger.adapters import migrations
+from ledger.adapters.migrations.schema import metadata
 from tests.integration.conftest import fresh_database
 
 LEDGER_TABLES = {

@@ -11,9 +11,9 @@ import psycopg
 import pytest
 
 from ledger.application import Ledger
-from ledger.clock import ManualClock
 from ledger.config import Settings
-from ledger.errors import CredentialNotFound, UnknownProjection
+from ledger.domain.clock import ManualClock
+from ledger.domain.errors import CredentialNotFound, UnknownProjection
 from ledger.projections import EVENT_TYPES, NAMES
 from tests.integration.conftest import START, fresh_database, new_user
 from tests.integration.workload import run_workload

@@ -17,7 +17,7 @@ import pytest
 from ledger.application import ExchangedDaemonToken, Ledger
 from ledger.config import Settings
 from ledger.domain import Credential, RenewalOutcome, TokenKind
-from ledger.errors import InstallTokenAlreadyUsed, InvalidToken
+from ledger.domain.errors import InstallTokenAlreadyUsed, InvalidToken
 from tests.clocks import TickingClock
 from tests.integration.conftest import START, load_credential, new_user
 from tests.integration.races import race

@@ -12,8 +12,8 @@ import pytest
 
 from ledger.adapters.recorder import LedgerRecorder
 from ledger.application import Ledger
-from ledger.clock import ManualClock
 from ledger.config import Settings
+from ledger.domain.clock import ManualClock
 from ledger.projections import NAMES
 from ledger.projections.audit_trail import AUDIT_TABLE, AUDIT_TYPES
 from ledger.projections.base import Positioned

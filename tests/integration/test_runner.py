@@ -14,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 import psycopg
 
 from ledger.application import Ledger
-from ledger.clock import ManualClock
 from ledger.config import Settings
+from ledger.domain.clock import ManualClock
 from ledger.projections.runner import LISTENER_NAME
 from tests.integration.conftest import START, fresh_database, new_user
 from tests.integration.test_projections import snapshot

@@ -11,8 +11,8 @@ import psycopg
 import pytest
 
 from ledger.application import Ledger
-from ledger.errors import LedgerError
-from ledger.tokens import DISPLAY_PREFIX_LENGTH
+from ledger.domain.errors import LedgerError
+from ledger.domain.tokens import DISPLAY_PREFIX_LENGTH
 from tests.integration.conftest import new_user
 
 

@@ -7,8 +7,8 @@ from datetime import timedelta
 import psycopg
 
 from ledger.application import Ledger
-from ledger.clock import ManualClock
 from ledger.domain import TokenKind
+from ledger.domain.clock import ManualClock
 from tests.integration.conftest import START, new_user
 
 

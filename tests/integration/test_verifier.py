@@ -13,9 +13,9 @@ from typing import Any
 import psycopg
 
 from ledger.application import Ledger
+from ledger.application.verify import CacheInvalidator, VerifierCache
 from ledger.config import Settings
-from ledger.errors import InvalidToken
-from ledger.verifier import CacheInvalidator, VerifierCache
+from ledger.domain.errors import InvalidToken
 from tests.integration.conftest import new_user
 
 FOLLOWER = Path(__file__).with_name("verify_follower.py")

@@ -12,7 +12,7 @@ import time
 
 from ledger.application import Ledger
 from ledger.config import Settings
-from ledger.errors import InvalidToken
+from ledger.domain.errors import InvalidToken
 
 
 def main() -> int:

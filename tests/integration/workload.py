@@ -16,9 +16,9 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from ledger.application import Ledger
-from ledger.clock import ManualClock
 from ledger.domain import Workspace
-from ledger.errors import LedgerError
+from ledger.domain.clock import ManualClock
+from ledger.domain.errors import LedgerError
 from tests.integration.conftest import UserPrincipal, new_user
 
 

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 from ledger.domain import Actor, Credential, RevocationReason, Role, TokenKind, Workspace
+from ledger.domain.tokens import issue
 from ledger.projections import AuditEvent, states_as_of
 from ledger.projections.audit_trail import AuditRow, audit_row, minted_context
 from ledger.projections.base import Positioned
-from ledger.tokens import issue
 
 T0 = datetime(2026, 3, 1, 14, 0, tzinfo=UTC)
 USER = uuid4()

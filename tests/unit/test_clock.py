@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from ledger.clock import ManualClock, SystemClock, from_nanos, nanos_of, to_nanos
+from ledger.domain.clock import ManualClock, SystemClock, from_nanos, nanos_of, to_nanos
 
 
 def test_nanoseconds_round_trip_exactly() -> None:

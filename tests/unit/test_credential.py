@@ -8,13 +8,13 @@ from uuid import uuid4
 import pytest
 
 from ledger.domain import Actor, Credential, RevocationReason, TokenKind
-from ledger.errors import (
+from ledger.domain.errors import (
     InstallTokenAlreadyUsed,
     InvalidInstallToken,
     NotRenewable,
     TokenNoLongerValid,
 )
-from ledger.tokens import issue
+from ledger.domain.tokens import issue
 
 T0 = datetime(2026, 3, 1, 14, 0, tzinfo=UTC)
 USER = uuid4()

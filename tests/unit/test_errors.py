@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 
 import ledger
-from ledger import errors
+from ledger.domain import errors
 
 
 def all_error_classes() -> list[type[errors.LedgerError]]:

@@ -11,10 +11,10 @@ from freezegun import freeze_time
 from pydantic import ValidationError
 
 from ledger.application import validation
-from ledger.clock import ManualClock, SystemClock, to_nanos
 from ledger.config import Settings
 from ledger.domain import Role
-from ledger.errors import (
+from ledger.domain.clock import ManualClock, SystemClock, to_nanos
+from ledger.domain.errors import (
     DaemonIdRequired,
     InvalidExpiresInDays,
     InvalidRequestBody,

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger.domain import TokenKind
-from ledger.tokens import (
+from ledger.domain.tokens import (
     ALPHABET,
     RANDOM_LENGTH,
     TOKEN_LENGTH,

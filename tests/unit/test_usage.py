@@ -7,8 +7,8 @@ from typing import cast
 from uuid import UUID, uuid4
 
 from ledger.adapters.credentials_table import CredentialsTable
-from ledger.clock import to_nanos
-from ledger.usage import UsageRecorder
+from ledger.adapters.usage import UsageRecorder
+from ledger.domain.clock import to_nanos
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 T0_NS = to_nanos(T0)

@@ -10,11 +10,11 @@ from uuid import UUID, uuid4
 import pytest
 
 from ledger.adapters.credentials_table import AuthRow, CredentialRow
-from ledger.clock import ManualClock, from_nanos, to_nanos
+from ledger.application.verify import Verifier, VerifierCache
 from ledger.domain import Actor, Credential, TokenKind
-from ledger.errors import InvalidToken
-from ledger.tokens import TOKEN_LENGTH, issue, token_digest
-from ledger.verifier import Verifier, VerifierCache
+from ledger.domain.clock import ManualClock, from_nanos, to_nanos
+from ledger.domain.errors import InvalidToken
+from ledger.domain.tokens import TOKEN_LENGTH, issue, token_digest
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 

@@ -8,7 +8,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from ledger.domain import Role, Workspace
-from ledger.errors import (
+from ledger.domain.errors import (
     AlreadyMember,
     InsufficientPermissions,
     LastOwner,

@@ -14,7 +14,7 @@ from types import ModuleType
 
 from ledger.adapters.credentials_table import MUTABLE_COLUMNS, SQL_TYPES, WRITE_COLUMNS
 
-VERSIONS = Path(__file__).parents[2] / "src" / "ledger" / "migrations" / "versions"
+VERSIONS = Path(__file__).parents[2] / "src" / "ledger" / "adapters" / "migrations" / "versions"
 
 
 def newest_definition() -> str:

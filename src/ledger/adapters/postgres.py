@@ -19,7 +19,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
 
 from ledger.config import Settings
-from ledger.errors import ConcurrencyConflict, LedgerError, ServiceUnavailable
+from ledger.domain.errors import ConcurrencyConflict, LedgerError, ServiceUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ledger.adapters.recorder import BatchCommand, BatchIntegrityError, LedgerRecorder
-from ledger.errors import ServiceUnavailable
+from ledger.domain.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -29,8 +29,10 @@ from eventsourcing.utils import Environment
 from ledger.adapters.credentials_table import CredentialRow, CredentialsTable
 from ledger.adapters.postgres import connection_pool, eventsourcing_env, translate_store_errors
 from ledger.adapters.recorder import BatchCommand, LedgerRecorder
+from ledger.adapters.usage import UsageRecorder
 from ledger.adapters.writer import GroupCommitWriter
 from ledger.application import validation
+from ledger.application.verify import ALL_KINDS, CacheInvalidator, Verifier, VerifierCache
 from ledger.application.views import (
     CreatedUser,
     DaemonTokenInfo,
@@ -42,7 +44,6 @@ from ledger.application.views import (
     UserInfo,
     WorkspaceInfo,
 )
-from ledger.clock import Clock, SystemClock
 from ledger.config import Settings
 from ledger.domain import (
     Actor,
@@ -55,8 +56,9 @@ from ledger.domain import (
     Workspace,
 )
 from ledger.domain.base import LedgerAggregate
+from ledger.domain.clock import Clock, SystemClock
 from ledger.domain.credential import INITIAL_PAT_LIFETIME
-from ledger.errors import (
+from ledger.domain.errors import (
     ConcurrencyConflict,
     CredentialNotFound,
     DaemonTokenNotFound,
@@ -74,6 +76,7 @@ from ledger.errors import (
     UserNotFound,
     WorkspaceNotFound,
 )
+from ledger.domain.tokens import hash_token, issue, parse_kind
 from ledger.projections import (
     AuditPage,
     AuditQueries,
@@ -82,9 +85,6 @@ from ledger.projections import (
     Projections,
 )
 from ledger.projections.queries import DEFAULT_LIMIT
-from ledger.tokens import hash_token, issue, parse_kind
-from ledger.usage import UsageRecorder
-from ledger.verifier import ALL_KINDS, CacheInvalidator, Verifier, VerifierCache
 
 log = logging.getLogger(__name__)
 

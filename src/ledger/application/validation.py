@@ -7,7 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from ledger.domain import Role
-from ledger.errors import (
+from ledger.domain.errors import (
     DaemonIdRequired,
     InvalidExpiresInDays,
     InvalidRequestBody,

@@ -9,13 +9,13 @@ from typing import Any
 from uuid import UUID
 
 from ledger.domain.base import LedgerAggregate
-from ledger.domain.model import Actor, RevocationReason, TokenKind
-from ledger.errors import (
+from ledger.domain.errors import (
     InstallTokenAlreadyUsed,
     InvalidInstallToken,
     NotRenewable,
     TokenNoLongerValid,
 )
+from ledger.domain.model import Actor, RevocationReason, TokenKind
 
 CREDENTIAL_NAMESPACE = UUID("6f1c3a52-8b1e-4e57-9d0a-2c4b7e9f5a10")
 """Namespace of the uuid5 that turns a token hash into a credential id."""

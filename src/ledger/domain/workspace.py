@@ -8,14 +8,14 @@ from typing import Any
 from uuid import UUID
 
 from ledger.domain.base import LedgerAggregate
-from ledger.domain.model import Actor, Role
-from ledger.errors import (
+from ledger.domain.errors import (
     AlreadyMember,
     InsufficientPermissions,
     LastOwner,
     MemberNotFound,
     WorkspaceNotFound,
 )
+from ledger.domain.model import Actor, Role
 
 
 @dataclass(frozen=True, slots=True)

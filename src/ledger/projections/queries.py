@@ -22,7 +22,7 @@ from psycopg import sql
 from ledger.adapters.postgres import CREDENTIALS_TABLE
 from ledger.domain import Actor
 from ledger.domain.credential import usable_at
-from ledger.errors import CredentialNotFound, InvalidQueryParameter
+from ledger.domain.errors import CredentialNotFound, InvalidQueryParameter
 from ledger.projections.audit_trail import AUDIT_COLUMNS, AUDIT_TABLE, EVENT_TYPES
 from ledger.projections.credentials import CREDENTIALS_VIEW, VIEW_COLUMNS
 from ledger.projections.runner import Projections

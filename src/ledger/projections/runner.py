@@ -30,8 +30,8 @@ from eventsourcing.persistence import PersistenceError
 from eventsourcing.postgres import PostgresDatastore
 from psycopg import sql
 
-from ledger.clock import Clock
-from ledger.errors import UnknownProjection
+from ledger.domain.clock import Clock
+from ledger.domain.errors import UnknownProjection
 from ledger.projections.audit_trail import AuditTrail
 from ledger.projections.base import UPSTREAM, Curs, LedgerProjection, Positioned
 from ledger.projections.credentials import Credentials

@@ -16,11 +16,11 @@ from fastapi import APIRouter, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from ledger.application import Ledger
-from ledger.http import errors
-from ledger.http.dependencies import MAX_BODY_BYTES
-from ledger.http.middleware import RequestMiddleware
-from ledger.http.openapi import finish_openapi
-from ledger.http.routes import audit, daemon, install, ops, tokens, users, workspaces
+from ledger.entrypoints.http import errors
+from ledger.entrypoints.http.dependencies import MAX_BODY_BYTES
+from ledger.entrypoints.http.middleware import RequestMiddleware
+from ledger.entrypoints.http.openapi import finish_openapi
+from ledger.entrypoints.http.routes import audit, daemon, install, ops, tokens, users, workspaces
 
 ROUTERS: tuple[APIRouter, ...] = (
     ops.router,

@@ -7,8 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Response
 from pydantic import TypeAdapter
 
-from ledger.http.dependencies import LedgerDep, User, json_body
-from ledger.http.models import (
+from ledger.entrypoints.fastapi import bearer_token
+from ledger.entrypoints.http.dependencies import LedgerDep, User, json_body
+from ledger.entrypoints.http.models import (
     CreatedTokenBody,
     CreateTokenRequest,
     RenewalBody,
@@ -16,9 +17,8 @@ from ledger.http.models import (
     UtcDateTime,
     from_view,
 )
-from ledger.http.openapi import request_body
-from ledger.http.routes._errors import AUTH, errors
-from ledger.integrations.fastapi import bearer_token
+from ledger.entrypoints.http.openapi import request_body
+from ledger.entrypoints.http.routes._errors import AUTH, errors
 
 router = APIRouter(prefix="/api/tokens", tags=["personal access tokens"])
 _instant: TypeAdapter[UtcDateTime] = TypeAdapter(UtcDateTime)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.http.models import ErrorBody
+from ledger.entrypoints.http.models import ErrorBody
 
 
 def errors(**statuses: str) -> dict[int | str, dict[str, Any]]:

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
-from ledger.http.dependencies import Daemon, LedgerDep, User, WorkspaceId
-from ledger.http.models import DaemonTokenBody, WhoamiBody, from_view
-from ledger.http.routes._errors import AUTH, errors
+from ledger.entrypoints.http.dependencies import Daemon, LedgerDep, User, WorkspaceId
+from ledger.entrypoints.http.models import DaemonTokenBody, WhoamiBody, from_view
+from ledger.entrypoints.http.routes._errors import AUTH, errors
 
 router = APIRouter(prefix="/api", tags=["install and daemon tokens"])
 

@@ -17,11 +17,11 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ledger.console import fail, load_settings, out, print_json
-from ledger.errors import InvalidQueryParameter, LedgerError
+from ledger.bootstrap import open_ledger
+from ledger.domain.errors import InvalidQueryParameter, LedgerError
+from ledger.entrypoints.cli.console import fail, load_settings, out, print_json
 from ledger.projections import NAMES, AuditEvent, CredentialState
 from ledger.projections.queries import parse_instant
-from ledger.service import open_ledger
 
 projections_app = typer.Typer(help="Projections (operator commands).", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit trail (auditor commands).", no_args_is_help=True)

@@ -42,11 +42,11 @@ from psycopg import sql
 from ledger.adapters.credentials_table import AuthRow
 from ledger.adapters.postgres import translate_store_errors
 from ledger.application.views import Principal
-from ledger.clock import Clock, from_nanos, nanos_of, to_nanos
 from ledger.domain import Credential, TokenKind
+from ledger.domain.clock import Clock, from_nanos, nanos_of, to_nanos
 from ledger.domain.credential import usable_at
-from ledger.errors import InvalidToken
-from ledger.tokens import TOKEN_LENGTH, parse_kind
+from ledger.domain.errors import InvalidToken
+from ledger.domain.tokens import TOKEN_LENGTH, parse_kind
 
 log = logging.getLogger(__name__)
 

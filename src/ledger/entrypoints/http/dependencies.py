@@ -15,9 +15,9 @@ from fastapi import Depends, Path, Request
 
 from ledger.application import Ledger, Principal, validation
 from ledger.domain import TokenKind
-from ledger.errors import InvalidUserId, InvalidWorkspaceId, RequestTooLarge
-from ledger.http.models import RequestModel
-from ledger.integrations.fastapi import LedgerAuth, ledger_of_app
+from ledger.domain.errors import InvalidUserId, InvalidWorkspaceId, RequestTooLarge
+from ledger.entrypoints.fastapi import LedgerAuth, ledger_of_app
+from ledger.entrypoints.http.models import RequestModel
 
 MAX_BODY_BYTES = 64 * 1024
 """The largest request body the service reads (the contract's bodies are a few hundred bytes)."""

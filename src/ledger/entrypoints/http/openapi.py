@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from ledger.http.models import REQUEST_MODELS, RequestModel
+from ledger.entrypoints.http.models import REQUEST_MODELS, RequestModel
 
 _REF = "#/components/schemas/{model}"
 

@@ -40,7 +40,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from ledger.application import Ledger
-from ledger.errors import LedgerError
+from ledger.domain.errors import LedgerError
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 

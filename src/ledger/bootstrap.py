@@ -7,12 +7,12 @@ from collections.abc import Iterator
 
 import psycopg
 
-from ledger import migrations
+from ledger.adapters import migrations
 from ledger.adapters.postgres import database_url, translate_store_errors
 from ledger.application import Ledger
-from ledger.clock import Clock
 from ledger.config import Settings
-from ledger.errors import SchemaMissing
+from ledger.domain.clock import Clock
+from ledger.domain.errors import SchemaMissing
 
 
 def check_schema(url: str) -> None:

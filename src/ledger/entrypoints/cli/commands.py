@@ -13,13 +13,13 @@ from typing import Annotated
 
 import typer
 
-from ledger import migrations
+from ledger.adapters import migrations
 from ledger.adapters.postgres import database_url
-from ledger.audit_cli import audit_app, projections_app
-from ledger.console import err, fail, load_settings, out, print_json
-from ledger.demo import run_demo
-from ledger.errors import LedgerError
-from ledger.service import open_ledger
+from ledger.bootstrap import open_ledger
+from ledger.domain.errors import LedgerError
+from ledger.entrypoints.cli.audit import audit_app, projections_app
+from ledger.entrypoints.cli.console import err, fail, load_settings, out, print_json
+from ledger.entrypoints.demo import run_demo
 
 app = typer.Typer(
     name="ledger",
@@ -85,7 +85,7 @@ def serve(
     ] = 1,
 ) -> None:
     """Run the HTTP service (embedded PostgreSQL unless LEDGER_DATABASE_URL is set)."""
-    from ledger.http.server import serve as run_server  # noqa: PLC0415 - keeps other commands light
+    from ledger.entrypoints.http.server import serve as run_server  # noqa: PLC0415 - keeps other commands light
 
     settings = load_settings()
     try:

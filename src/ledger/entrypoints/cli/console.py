@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from ledger.config import Settings
-from ledger.errors import LedgerError
+from ledger.domain.errors import LedgerError
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)

@@ -16,10 +16,10 @@ from typing import Any
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ledger.errors import LedgerError, RequestTooLarge
-from ledger.http import metrics
-from ledger.http.logs import request_id
-from ledger.integrations.fastapi import error_response
+from ledger.domain.errors import LedgerError, RequestTooLarge
+from ledger.entrypoints.fastapi import error_response
+from ledger.entrypoints.http import metrics
+from ledger.entrypoints.http.logs import request_id
 
 log = logging.getLogger("ledger.http")
 access_log = logging.getLogger("ledger.http.access")

@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from ledger.http.dependencies import LedgerDep, User, WorkspaceId, json_body
-from ledger.http.models import ExchangedBody, ExchangeRequest, InstallTokenBody
-from ledger.http.openapi import request_body
-from ledger.http.routes._errors import AUTH, errors
+from ledger.entrypoints.http.dependencies import LedgerDep, User, WorkspaceId, json_body
+from ledger.entrypoints.http.models import ExchangedBody, ExchangeRequest, InstallTokenBody
+from ledger.entrypoints.http.openapi import request_body
+from ledger.entrypoints.http.routes._errors import AUTH, errors
 
 router = APIRouter(prefix="/api", tags=["install and daemon tokens"])
 

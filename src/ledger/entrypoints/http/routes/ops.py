@@ -9,9 +9,9 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from ledger.adapters.postgres import translate_store_errors
-from ledger.http import metrics
-from ledger.http.dependencies import LedgerDep
-from ledger.http.models import ErrorBody, StatusBody
+from ledger.entrypoints.http import metrics
+from ledger.entrypoints.http.dependencies import LedgerDep
+from ledger.entrypoints.http.models import ErrorBody, StatusBody
 
 router = APIRouter(tags=["operations"])
 

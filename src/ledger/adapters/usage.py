@@ -21,7 +21,7 @@ import threading
 from uuid import UUID
 
 from ledger.adapters.credentials_table import CredentialsTable
-from ledger.clock import from_nanos
+from ledger.domain.clock import from_nanos
 
 log = logging.getLogger(__name__)
 

@@ -12,17 +12,17 @@ from fastapi import APIRouter, Depends, Response
 
 from ledger.application import validation
 from ledger.domain import Member
-from ledger.errors import InvalidUserId
-from ledger.http.dependencies import LedgerDep, User, UserId, WorkspaceId, json_body
-from ledger.http.models import (
+from ledger.domain.errors import InvalidUserId
+from ledger.entrypoints.http.dependencies import LedgerDep, User, UserId, WorkspaceId, json_body
+from ledger.entrypoints.http.models import (
     AddMemberRequest,
     ChangeRoleRequest,
     CreateWorkspaceRequest,
     MemberBody,
     WorkspaceBody,
 )
-from ledger.http.openapi import request_body
-from ledger.http.routes._errors import AUTH, errors
+from ledger.entrypoints.http.openapi import request_body
+from ledger.entrypoints.http.routes._errors import AUTH, errors
 
 router = APIRouter(prefix="/api/workspaces", tags=["workspaces"])
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from ledger.http.dependencies import LedgerDep, User
-from ledger.http.models import UserBody
-from ledger.http.routes._errors import AUTH, errors
+from ledger.entrypoints.http.dependencies import LedgerDep, User
+from ledger.entrypoints.http.models import UserBody
+from ledger.entrypoints.http.routes._errors import AUTH, errors
 
 router = APIRouter(prefix="/api", tags=["users"])
 

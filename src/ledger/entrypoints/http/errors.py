@@ -17,9 +17,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
-from ledger.errors import InvalidRequestBody, LedgerError, ServiceUnavailable
-from ledger.http.middleware import ERROR_CODE_KEY
-from ledger.integrations.fastapi import error_response
+from ledger.domain.errors import InvalidRequestBody, LedgerError, ServiceUnavailable
+from ledger.entrypoints.fastapi import error_response
+from ledger.entrypoints.http.middleware import ERROR_CODE_KEY
 
 log = logging.getLogger("ledger.http")
 

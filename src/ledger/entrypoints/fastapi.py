@@ -4,7 +4,7 @@ Add ``LedgerAuth`` as a dependency of any route to get the caller's ``Principal`
 
     from fastapi import Depends, FastAPI
     from ledger import Principal, TokenKind
-    from ledger.integrations.fastapi import LedgerAuth, add_error_handlers
+    from ledger.entrypoints.fastapi import LedgerAuth, add_error_handlers
 
     app = FastAPI()
     app.state.ledger = ledger  # one Ledger per process
@@ -35,7 +35,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ledger.application import Ledger, Principal
 from ledger.domain import TokenKind
-from ledger.errors import HTTP_STATUS, AuthenticationFailed, LedgerError, MissingAuthorization
+from ledger.domain.errors import (
+    HTTP_STATUS,
+    AuthenticationFailed,
+    LedgerError,
+    MissingAuthorization,
+)
 
 BEARER_KINDS = frozenset({TokenKind.PERSONAL_ACCESS_TOKEN, TokenKind.DAEMON_TOKEN})
 """The kinds that may ever authenticate a request (an install token never does)."""

@@ -7,7 +7,7 @@ from alembic import context
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from ledger.migrations.schema import metadata
+from ledger.adapters.migrations.schema import metadata
 
 MIGRATION_LOCK_KEY = 0x1ED6E4  # any constant shared by every `ledger migrate`
 

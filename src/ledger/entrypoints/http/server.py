@@ -34,17 +34,17 @@ from typing import TYPE_CHECKING
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from ledger import migrations
+from ledger.adapters import migrations
 from ledger.adapters.postgres import database_url
+from ledger.bootstrap import check_schema
 from ledger.config import Settings
-from ledger.http.logs import log_config
-from ledger.service import check_schema
+from ledger.entrypoints.http.logs import log_config
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from ledger.application import Ledger
-    from ledger.http.app import Hook
+    from ledger.entrypoints.http.app import Hook
 
 log = logging.getLogger("ledger.http.server")
 
@@ -57,7 +57,7 @@ GRACEFUL_SHUTDOWN_S = 30
 
 @contextlib.contextmanager
 def _metrics_hook(ledger: Ledger) -> Iterator[None]:
-    from ledger.http import metrics  # noqa: PLC0415 - imported once PROMETHEUS_MULTIPROC_DIR is set
+    from ledger.entrypoints.http import metrics  # noqa: PLC0415 - imported once PROMETHEUS_MULTIPROC_DIR is set
 
     ledger.writer.on_batch = metrics.observe_batch
     sync = metrics.CacheStatsSync(ledger)
@@ -73,7 +73,7 @@ def _metrics_hook(ledger: Ledger) -> Iterator[None]:
 def _projections_hook(ledger: Ledger) -> Iterator[None]:
     """The projection runner, in every worker unless ``LEDGER_RUN_PROJECTIONS=false`` (workers
     take turns on the tracking rows' locks: ADR 0009), and its lag as a metric."""
-    from ledger.http import metrics  # noqa: PLC0415 - see _metrics_hook
+    from ledger.entrypoints.http import metrics  # noqa: PLC0415 - see _metrics_hook
 
     if ledger.settings.run_projections:
         ledger.projections.start()
@@ -93,7 +93,7 @@ HOOKS: list[Hook] = [_metrics_hook, _projections_hook]
 def worker_app() -> FastAPI:
     """The uvicorn app factory, called once in each worker process."""
     from ledger.application import Ledger  # noqa: PLC0415 - see _metrics_hook
-    from ledger.http.app import create_app  # noqa: PLC0415
+    from ledger.entrypoints.http.app import create_app  # noqa: PLC0415
 
     settings = Settings()
     url = settings.database_url
@@ -171,7 +171,7 @@ def serve(
                 extra={"url": f"http://{host}:{port}", "workers": workers},
             )
             uvicorn.run(
-                "ledger.http.server:worker_app",
+                "ledger.entrypoints.http.server:worker_app",
                 factory=True,
                 host=host,
                 port=port,

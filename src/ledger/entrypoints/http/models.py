@@ -18,7 +18,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, St
 from pydantic import ValidationError as PydanticValidationError
 
 from ledger.domain import Role
-from ledger.errors import (
+from ledger.domain.errors import (
     DaemonIdRequired,
     InvalidExpiresInDays,
     InvalidRequestBody,

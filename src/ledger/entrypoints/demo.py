@@ -13,13 +13,13 @@ from psycopg import sql
 from rich.console import Console
 from rich.table import Table
 
-from ledger import migrations
+from ledger.adapters import migrations
 from ledger.adapters.postgres import embedded_server, translate_store_errors, with_database
 from ledger.application import Ledger
+from ledger.bootstrap import open_ledger
 from ledger.config import Settings
 from ledger.domain import TokenKind, verify_chain
-from ledger.errors import LedgerError
-from ledger.service import open_ledger
+from ledger.domain.errors import LedgerError
 
 DEMO_DATABASE = "ledger_demo"
 RACERS = 8
