@@ -4,7 +4,7 @@ For each worker count (1 and 2) the suite starts ``ledger serve --host 127.0.0.1
 --workers N`` with ``LEDGER_DATABASE_URL`` set, waits for ``GET /readyz``, and for every
 operation and client count runs a load-generator process (``python -m bench.http_cells --load …``):
 client threads with one keep-alive ``http.client`` connection each, timed by the same cell
-runner as the Python-API cells. Operations (routes of the contract, /work/shared/CONTRACT.md):
+runner as the Python-API cells. Operations (routes of docs/http.md):
 
 - ``mint``: ``POST /api/tokens`` (bearer: a personal access token) → 201;
 - ``exchange``: ``POST /api/install-tokens/exchange`` with a seeded install token → 200;
@@ -41,7 +41,7 @@ import psycopg
 from bench.runner import Cell, Exhausted, Op, run_cell
 from bench.seed import CredentialSeeder, SeedSpec
 from ledger.adapters import migrations
-from ledger.application import Ledger
+from ledger.bootstrap import PostgresLedger, build_ledger
 from ledger.config import Settings
 from ledger.domain import Credential, TokenKind
 from ledger.domain.credential import INSTALL_TOKEN_LIFETIME
@@ -176,7 +176,7 @@ class Fixture:
 
     database_url: str
     pat: str
-    ledger: Ledger
+    ledger: PostgresLedger
     seeder: CredentialSeeder
     user_id: UUID
     workspace_id: UUID
@@ -214,7 +214,7 @@ def run_group(
         progress(f"  {SKIPPED}")
         return [Cell("http", "all", f"ledger-http-{n}w", 0, skipped=SKIPPED) for n in workers], 0
     migrations.upgrade(database_url)
-    ledger = Ledger(database_url, settings=Settings(pool_size=2))
+    ledger = build_ledger(database_url, settings=Settings(pool_size=2))
     cells: list[Cell] = []
     missing = 0
     with tempfile.TemporaryDirectory(prefix="ledger-bench-http-") as tmp:

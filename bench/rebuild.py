@@ -2,7 +2,7 @@
 
     python -m bench.rebuild DATABASE_URL [--replay]
 
-Imports ``ledger.projections.rebuild_all`` lazily (the read-side issue provides it; its assumed
+Imports ``ledger.bootstrap.rebuild_all`` lazily (its
 signature is ``rebuild_all(database_url: str) -> int``, the number of events processed) and
 times one call. If the import fails the cell reports ``skipped``. With ``--replay`` it instead
 reads every stored event through the ledger's recorder and decodes it with the ledger's mapper,
@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ledger.application import Ledger
+from ledger.bootstrap import build_ledger
 from ledger.config import Settings
 
 PAGE = 10_000
@@ -29,17 +29,17 @@ PAGE = 10_000
 
 def rebuild(database_url: str) -> dict[str, Any]:
     try:
-        module = importlib.import_module("ledger.projections")
+        module = importlib.import_module("ledger.bootstrap")
         rebuild_all: Callable[[str], int] = module.rebuild_all
     except (ImportError, AttributeError) as error:
-        return {"skipped": f"ledger.projections.rebuild_all not available ({error})"}
+        return {"skipped": f"ledger.bootstrap.rebuild_all not available ({error})"}
     started = time.perf_counter()
     events = rebuild_all(database_url)
     return {"events": int(events), "seconds": time.perf_counter() - started}
 
 
 def replay(database_url: str) -> dict[str, Any]:
-    ledger = Ledger(database_url, settings=Settings(pool_size=1))
+    ledger = build_ledger(database_url, settings=Settings(pool_size=1))
     try:
         recorder, mapper = ledger.recorder, ledger.mapper
         started = time.perf_counter()

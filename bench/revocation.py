@@ -29,7 +29,7 @@ from pathlib import Path
 
 from ledger.adapters import migrations
 from ledger.adapters.postgres import embedded_server, ensure_database, with_database
-from ledger.application import Ledger
+from ledger.bootstrap import build_ledger
 from ledger.config import Settings
 from ledger.domain.errors import InvalidToken
 
@@ -39,7 +39,7 @@ POLL_S = 0.0002
 
 def follower(database_url: str) -> int:
     """Run as the follower: read tokens on stdin, report when each one is refused."""
-    ledger = Ledger(database_url, settings=Settings(pool_size=1))
+    ledger = build_ledger(database_url, settings=Settings(pool_size=1))
     try:
         for line in sys.stdin:
             token = line.strip()
@@ -66,7 +66,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def measure(database_url: str, rounds: int) -> list[float]:
-    ledger = Ledger(database_url, settings=Settings(pool_size=2))
+    ledger = build_ledger(database_url, settings=Settings(pool_size=2))
     delays_ms: list[float] = []
     with subprocess.Popen(
         [sys.executable, "-m", "bench.revocation", "--follow", database_url],

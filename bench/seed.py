@@ -28,12 +28,13 @@ from uuid import UUID, uuid4
 
 import psycopg
 
-from ledger.adapters.credentials_table import WRITE_COLUMNS, CredentialRow
+from ledger.adapters.credentials_table import WRITE_COLUMNS
 from ledger.adapters.postgres import CREDENTIALS_TABLE, EVENTS_TABLE
-from ledger.application import Ledger
+from ledger.bootstrap import PostgresLedger
 from ledger.domain import Actor, Credential, RevocationReason, TokenKind
 from ledger.domain.base import LedgerAggregate
 from ledger.domain.chain import canonical_encoding, verify_chain
+from ledger.domain.credential_row import CredentialRow
 from ledger.domain.tokens import DISPLAY_PREFIX_LENGTH, IssuedToken, issue
 
 CHUNK = 50_000
@@ -110,7 +111,7 @@ def _placeholder_user() -> UUID:
 class CredentialSeeder:
     """Seeds credentials into the database of ``ledger`` (which provides the mapper)."""
 
-    def __init__(self, ledger: Ledger, database_url: str) -> None:
+    def __init__(self, ledger: PostgresLedger, database_url: str) -> None:
         self._ledger = ledger
         self._url = database_url
 

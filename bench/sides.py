@@ -23,7 +23,8 @@ from bench.baseline import BaselineStore
 from bench.runner import Exhausted, Op
 from bench.seed import CredentialSeeder, SeedSpec
 from ledger.adapters import migrations
-from ledger.application import Ledger, Principal
+from ledger.application import Principal
+from ledger.bootstrap import PostgresLedger, build_ledger
 from ledger.config import Settings
 from ledger.domain import TokenKind
 from ledger.domain.credential import INSTALL_TOKEN_LIFETIME
@@ -150,8 +151,8 @@ class LedgerSide:
     """The ledger under test: a cached ledger (default settings) and an uncached one."""
 
     database_url: str
-    ledger: Ledger
-    uncached: Ledger
+    ledger: PostgresLedger
+    uncached: PostgresLedger
     principal: Principal
     workspace_id: UUID
     seeder: CredentialSeeder
@@ -164,8 +165,8 @@ class LedgerSide:
     def start(cls, database_url: str, *, settings: Settings | None = None) -> LedgerSide:
         migrations.upgrade(database_url)
         settings = settings or Settings(pool_size=POOL_SIZE)
-        ledger = Ledger(database_url, settings=settings)
-        uncached = Ledger(
+        ledger = build_ledger(database_url, settings=settings)
+        uncached = build_ledger(
             database_url,
             settings=settings.model_copy(update={"verify_cache_max_ttl_s": 0.0}),
         )

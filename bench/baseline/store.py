@@ -13,8 +13,8 @@ One ``tokens`` table, one mutable row per token, written as the reference system
 - verify: hash the presented token and ``SELECT`` its row by the unique index on ``token_hash``,
   once per request (no cache), then check usability.
 
-Tokens are generated and hashed exactly as the ledger does (``ledger.tokens``), so both sides pay
-the same CPU for token text.
+Tokens are generated and hashed exactly as the ledger does (``ledger.domain.tokens``), so both
+sides pay the same CPU for token text.
 """
 
 from __future__ import annotations

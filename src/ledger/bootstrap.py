@@ -1,18 +1,45 @@
-"""Opening the ledger from settings: find the database, check its schema, build the application."""
+"""The composition root: the one place where a running ledger is assembled from ``Settings``.
+
+``build_ledger`` wires the ``Ledger`` application to its PostgreSQL adapters (event recorder,
+group-commit writer, credentials table, usage flusher, verify cache and its invalidator,
+projections and audit queries). ``open_ledger`` finds the database first (the embedded server
+when ``LEDGER_DATABASE_URL`` is unset, migrated on first use; a configured one must be at the
+schema's head). The HTTP service, every CLI command, the demo, the benchmarks and the tests
+build their ledgers here; entry points then use the narrow surface of ``PostgresLedger``
+(``ready``, ``cache_stats``, ``observe_writes``, ``projections``), not its parts.
+"""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from uuid import UUID
 
 import psycopg
+from eventsourcing.persistence import StoredEvent
 
 from ledger.adapters import migrations
-from ledger.adapters.postgres import database_url, translate_store_errors
+from ledger.adapters.credentials_table import CredentialsTable
+from ledger.adapters.invalidator import CacheInvalidator
+from ledger.adapters.postgres import (
+    connection_pool,
+    database_url,
+    eventsourcing_env,
+    translate_store_errors,
+)
+from ledger.adapters.recorder import BatchCommand, LedgerRecorder
+from ledger.adapters.usage import UsageRecorder
+from ledger.adapters.writer import GroupCommitWriter
 from ledger.application import Ledger
+from ledger.application.ports import Ports
+from ledger.application.verify import CacheStats, Verifier, VerifierCache
 from ledger.config import Settings
 from ledger.domain.clock import Clock
+from ledger.domain.credential_row import CredentialRow
 from ledger.domain.errors import SchemaMissing
+from ledger.projections import AuditQueries, Projections
 
 
 def check_schema(url: str) -> None:
@@ -28,9 +55,145 @@ def check_schema(url: str) -> None:
         raise SchemaMissing(msg)
 
 
+class PostgresLedger(Ledger):
+    """The ledger on a migrated PostgreSQL database, with every adapter wired in.
+
+    Built by ``build_ledger``. Besides the contract's operations (``Ledger``) it offers entry
+    points a narrow surface: ``ready()`` (readiness), ``cache_stats()`` (the verify cache's
+    counters), ``observe_writes(callback)`` (each write batch's size and conflicts) and
+    ``projections`` (the projection runner: start, stop, status, rebuild).
+    """
+
+    name = "Ledger"  # the library names tables after the application: the same for every build
+
+    recorder: LedgerRecorder
+    credentials: CredentialsTable
+    audit: AuditQueries
+
+    def __init__(self, database_url: str, settings: Settings, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.database_url = database_url
+        super().__init__(
+            eventsourcing_env(database_url, settings),
+            ports=self._wire,
+            clock=clock,
+            command_attempts=settings.command_attempts,
+            store_errors=translate_store_errors,
+        )
+
+    def _wire(self, ledger: Ledger) -> Ports:
+        """The adapters, built once the application's recorder and mapper exist."""
+        settings = self.settings
+        recorder = self.recorder
+        if not isinstance(recorder, LedgerRecorder):  # pragma: no cover - configuration error
+            msg = "the ledger needs its own recorder"
+            raise TypeError(msg)
+        self.recorder = recorder
+        self._pool = connection_pool(self.database_url, settings, name="ledger-credentials")
+        table = CredentialsTable(self._pool, schema=recorder.datastore.schema)
+        recorder.use_read_pool(self._pool)
+        self.usage = UsageRecorder(
+            table,
+            interval_s=settings.last_used_flush_s,
+            max_entries=settings.last_used_max_entries,
+        )
+        cache = VerifierCache(
+            max_ttl=timedelta(seconds=settings.verify_cache_max_ttl_s),
+            max_entries=settings.verify_cache_max_entries,
+        )
+        self._invalidator: CacheInvalidator | None = None
+        self._invalidator_lock = threading.Lock()
+        verifier = Verifier(
+            table,
+            cache,
+            ledger.clock,
+            self.usage,
+            before_read=self._ensure_invalidator if cache.enabled else None,
+            store_errors=translate_store_errors,
+        )
+        self.projections = Projections(
+            ledger,
+            recorder.datastore,
+            database_url=self.database_url,
+            events_table=recorder.events_table_name,
+            channel=recorder.channel_name,
+            clock=ledger.clock,
+            batch_size=settings.projection_batch_size,
+        )
+        self.writer = GroupCommitWriter(
+            recorder,
+            max_batch=settings.max_batch,
+            threads=settings.writer_threads,
+            linger_s=settings.write_linger_ms / 1000,
+        )
+        writer = self.writer
+
+        def write(events: list[StoredEvent], rows: list[CredentialRow]) -> list[int] | None:
+            return writer.submit(BatchCommand(events, rows))
+
+        return Ports(
+            credentials=table,
+            verifier=verifier,
+            audit=AuditQueries(self.projections, recorder.datastore),
+            write=write,
+            read_streams=recorder.select_credential_and_workspace,
+            close=self._close_adapters,
+        )
+
+    # The narrow surface for entry points.
+
+    def ready(self) -> None:
+        """Raise ``ServiceUnavailable`` unless the store answers and the schema is there (one
+        primary-key read of the auth table)."""
+        with translate_store_errors():
+            self.credentials.get(UUID(int=0))
+
+    def cache_stats(self) -> CacheStats:
+        """The verify cache's live counters (hits, misses, evictions)."""
+        return self.verifier.cache.stats
+
+    def observe_writes(self, callback: Callable[[int, int], None] | None) -> None:
+        """Call ``callback(commands, conflicts)`` after each write batch (``None``: stop)."""
+        self.writer.on_batch = callback
+
+    # Lifecycle.
+
+    def _ensure_invalidator(self) -> None:
+        """Start following other processes' changes before the cache holds anything."""
+        if self._invalidator is not None:
+            return
+        with self._invalidator_lock:
+            if self._invalidator is None:
+                invalidator = CacheInvalidator(
+                    self.database_url,
+                    self.verifier.cache,
+                    events_table=self.recorder.events_table_name,
+                    channel=self.recorder.channel_name,
+                    own_origin=self.recorder.origin,
+                )
+                invalidator.start()
+                self._invalidator = invalidator
+
+    def _close_adapters(self) -> None:
+        self.projections.stop()
+        if self._invalidator is not None:
+            self._invalidator.stop()
+        self.usage.close()
+        self.writer.close()
+        self._pool.close()
+
+
+def build_ledger(
+    database_url: str, settings: Settings | None = None, *, clock: Clock | None = None
+) -> PostgresLedger:
+    """A running ledger on ``database_url`` (migrated already), configured by ``settings``
+    and reading time from ``clock`` (the wall clock by default). The caller closes it."""
+    return PostgresLedger(database_url, settings or Settings(), clock)
+
+
 @contextlib.contextmanager
-def open_ledger(settings: Settings, *, clock: Clock | None = None) -> Iterator[Ledger]:
-    """A ready ``Ledger``; closed (and an embedded server stopped) on exit.
+def open_ledger(settings: Settings, *, clock: Clock | None = None) -> Iterator[PostgresLedger]:
+    """A ready ledger for ``settings``; closed (and an embedded server stopped) on exit.
 
     With no ``LEDGER_DATABASE_URL`` the embedded server is used and migrated on first use;
     a configured server must have been migrated with ``ledger migrate``.
@@ -39,8 +202,18 @@ def open_ledger(settings: Settings, *, clock: Clock | None = None) -> Iterator[L
         if settings.database_url is None:
             migrations.upgrade(url)
         check_schema(url)
-        ledger = Ledger(url, settings=settings, clock=clock)
+        ledger = build_ledger(url, settings, clock=clock)
         try:
             yield ledger
         finally:
             ledger.close()
+
+
+def rebuild_all(database_url: str, *, batch_size: int = 5000) -> int:
+    """Rebuild every projection of the ledger at ``database_url`` from scratch; returns the
+    position reached (the notification id of the last event processed)."""
+    ledger = build_ledger(database_url, Settings(projection_batch_size=batch_size))
+    try:
+        return ledger.projections.rebuild()
+    finally:
+        ledger.close()

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
 class Settings(BaseSettings):
@@ -66,6 +69,19 @@ class Settings(BaseSettings):
     command_attempts: int = Field(
         default=20, ge=1, le=1000, description="tries of a command that loses optimistic races"
     )
+    log_level: LogLevel | None = Field(
+        default=None,
+        description="logging level (any case); unset: INFO for `ledger serve`, WARNING otherwise",
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    def log_level_or(self, default: LogLevel) -> LogLevel:
+        """The configured level, or the entry point's ``default``."""
+        return self.log_level or default
 
     @field_validator("database_url")
     @classmethod

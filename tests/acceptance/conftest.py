@@ -12,18 +12,18 @@ is searched for every raw token the tests saw.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from ledger.adapters.postgres import embedded_server
-from ledger.application import Ledger
+from ledger.bootstrap import build_ledger
 from ledger.config import Settings
 from ledger.domain.clock import ManualClock
 from tests.acceptance.service import Api, ServeProcess, TokenLog
-from tests.integration.conftest import fresh_database
+from tests.support.databases import fresh_database
+from tests.support.world import Operator, World, build_world
 
 
 @pytest.fixture(scope="session")
@@ -75,84 +75,11 @@ def api(service: ServeProcess, token_log: TokenLog) -> Iterator[Api]:
 def operator(service_database: str, token_log: TokenLog) -> Iterator[Operator]:
     """What an operator does outside HTTP: create users (as ``ledger users create`` does)."""
     now = ManualClock(datetime.now(UTC))
-    ledger = Ledger(service_database, settings=Settings(pool_size=2), clock=now)
+    ledger = build_ledger(service_database, settings=Settings(pool_size=2), clock=now)
     try:
         yield Operator(ledger, now, token_log)
     finally:
         ledger.close()
-
-
-@dataclass(frozen=True)
-class Caller:
-    """A user: their id and a personal access token."""
-
-    user_id: str
-    token: str
-
-
-class Operator:
-    def __init__(self, ledger: Ledger, clock: ManualClock, tokens: TokenLog) -> None:
-        self.ledger = ledger
-        self.clock = clock
-        self.tokens = tokens
-
-    def user(self, name: str = "user", *, at: datetime | None = None) -> Caller:
-        """A new user with a fresh 90-day token (minted at ``at``: in the past for an expired
-        one)."""
-        self.clock.set(at or datetime.now(UTC))
-        created = self.ledger.create_user(name)
-        self.tokens.add(created.token)
-        return Caller(str(created.user_id), created.token)
-
-
-@dataclass(frozen=True)
-class World:
-    """A workspace with an owner, an admin and a member, a user outside it, a daemon token
-    (minted through the owner's install token) and an unconsumed install token."""
-
-    workspace_id: str
-    owner: Caller
-    admin: Caller
-    member: Caller
-    outsider: Caller
-    daemon_token: str
-    daemon_token_id: str
-    install_token: str
-    install_token_id: str
-
-
-def build_world(api: Api, operator: Operator) -> World:
-    owner, admin, member, outsider = (
-        operator.user(n) for n in ("owner", "admin", "member", "outsider")
-    )
-    created = api.post("/api/workspaces", token=owner.token, json={"name": "acme"})
-    assert created.status_code == 201, created.text
-    workspace_id = created.json()["id"]
-    for user, role in ((admin, "admin"), (member, "member")):
-        added = api.post(
-            f"/api/workspaces/{workspace_id}/members",
-            token=owner.token,
-            json={"user_id": user.user_id, "role": role},
-        )
-        assert added.status_code == 201, added.text
-    used = api.post(f"/api/workspaces/{workspace_id}/install-tokens", token=owner.token)
-    exchanged = api.post(
-        "/api/install-tokens/exchange", json={"token": used.json()["token"], "daemon_id": "box"}
-    )
-    assert exchanged.status_code == 200, exchanged.text
-    whoami = api.get("/api/daemon/whoami", token=exchanged.json()["token"])
-    unused = api.post(f"/api/workspaces/{workspace_id}/install-tokens", token=owner.token)
-    return World(
-        workspace_id=workspace_id,
-        owner=owner,
-        admin=admin,
-        member=member,
-        outsider=outsider,
-        daemon_token=exchanged.json()["token"],
-        daemon_token_id=whoami.json()["token_id"],
-        install_token=unused.json()["token"],
-        install_token_id=unused.json()["id"],
-    )
 
 
 @pytest.fixture

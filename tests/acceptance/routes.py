@@ -6,8 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tests.acceptance.conftest import Operator, World
 from tests.acceptance.service import Api
+from tests.support.world import Operator, World
 
 CALLERS = ("owner", "admin", "member", "non-member", "daemon token", "install token", "no token")
 

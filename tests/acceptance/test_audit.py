@@ -8,8 +8,8 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.acceptance.conftest import Operator, World
 from tests.acceptance.service import Api, error_of
+from tests.support.world import Operator, World
 
 
 def history(api: Api, credential_id: str, token: str | None) -> tuple[int, Any]:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.acceptance.conftest import Operator, World
 from tests.acceptance.routes import CALLERS, ROUTES, Outcome, bearer
 from tests.acceptance.service import Api, error_of
+from tests.support.world import Operator, World
 
 NOT_A_USER: dict[str, Outcome] = {
     "daemon token": (401, "invalid token"),

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tests.acceptance.conftest import World
 from tests.acceptance.service import Api, wait_until
+from tests.support.world import World
 
 
 def _issue_through(api: Api, world: World, token: str) -> tuple[str, str]:

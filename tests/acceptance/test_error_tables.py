@@ -10,8 +10,8 @@ import pytest
 
 from ledger.domain import TokenKind
 from ledger.domain.tokens import issue
-from tests.acceptance.conftest import Operator, World
 from tests.acceptance.service import Api, error_of, wait_until
+from tests.support.world import Operator, World
 
 
 def expect(response: httpx.Response, status: int, error: str | None = None) -> None:
@@ -677,7 +677,7 @@ def test_revoke_daemon_token_is_204_twice_then_refused(api: Api, world: World) -
 def test_revoke_of_an_unknown_or_foreign_daemon_token_is_404(
     api: Api, world: World, operator: Operator
 ) -> None:
-    from tests.acceptance.conftest import build_world  # noqa: PLC0415
+    from tests.support.world import build_world  # noqa: PLC0415
 
     other = build_world(api, operator)
     base = f"/api/workspaces/{world.workspace_id}/daemon-tokens"

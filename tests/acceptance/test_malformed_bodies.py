@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.acceptance.conftest import Operator, World
 from tests.acceptance.routes import ROUTES, Route
 from tests.acceptance.service import Api, error_of
+from tests.support.world import Operator, World
 
 BAD_BODIES: dict[str, bytes] = {
     "empty": b"",

@@ -23,9 +23,8 @@ import pytest
 from psycopg import sql
 
 from ledger.adapters.postgres import with_database
-from ledger.application import Ledger
+from ledger.bootstrap import build_ledger
 from ledger.config import Settings
-from tests.acceptance.conftest import Operator, World
 from tests.acceptance.service import (
     STOP_TIMEOUT_S,
     Api,
@@ -34,7 +33,8 @@ from tests.acceptance.service import (
     error_of,
     wait_until,
 )
-from tests.integration.conftest import fresh_database
+from tests.support.databases import fresh_database
+from tests.support.world import Operator, World
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +216,7 @@ def test_sigterm_drains_in_flight_requests_and_flushes_the_ledger(
     process.wait_ready()
     clients = [Api(process.base_url, token_log) for _ in range(8)]
     try:
-        setup = Ledger(url, settings=Settings(pool_size=1))
+        setup = build_ledger(url, settings=Settings(pool_size=1))
         try:
             user = setup.create_user("drain")
         finally:

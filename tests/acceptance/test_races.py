@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from tests.acceptance.conftest import Operator, World
 from tests.acceptance.service import Api
+from tests.support.world import Operator, World
 
 CLIENTS = 16
 ROUNDS = 10

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from ledger.application import Ledger
+from ledger.bootstrap import PostgresLedger, build_ledger
 from ledger.config import Settings
 from ledger.domain import Credential
 from ledger.domain.base import LedgerAggregate
@@ -26,11 +26,11 @@ from ledger.domain.errors import (
     WorkspaceNotFound,
 )
 from ledger.projections import AuditEvent
-from tests.integration.conftest import START, new_user
 from tests.integration.workload import run_workload
+from tests.support.principals import START, new_user
 
 
-def drain(ledger: Ledger, user: UUID, after: str | None, limit: int) -> list[AuditEvent]:
+def drain(ledger: PostgresLedger, user: UUID, after: str | None, limit: int) -> list[AuditEvent]:
     """Every event of ``user`` after ``after``, page by page."""
     events: list[AuditEvent] = []
     cursor = after
@@ -42,7 +42,7 @@ def drain(ledger: Ledger, user: UUID, after: str | None, limit: int) -> list[Aud
         cursor = page.next_cursor
 
 
-def test_pagination_misses_and_repeats_nothing_while_writers_run(ledger: Ledger) -> None:
+def test_pagination_misses_and_repeats_nothing_while_writers_run(ledger: PostgresLedger) -> None:
     user, _ = new_user(ledger)
     done = threading.Event()
 
@@ -78,7 +78,7 @@ def test_pagination_misses_and_repeats_nothing_while_writers_run(ledger: Ledger)
     assert pages > 10
 
 
-def test_events_filters_by_type_and_time_window(ledger: Ledger, clock: ManualClock) -> None:
+def test_events_filters_by_type_and_time_window(ledger: PostgresLedger, clock: ManualClock) -> None:
     user, _ = new_user(ledger)
     t0 = clock.now()
     ids = []
@@ -109,12 +109,14 @@ def test_events_filters_by_type_and_time_window(ledger: Ledger, clock: ManualClo
         {"since": datetime(2026, 1, 1)},  # noqa: DTZ001 - a naive instant must be refused
     ],
 )
-def test_invalid_feed_parameters_are_refused(ledger: Ledger, kwargs: dict[str, object]) -> None:
+def test_invalid_feed_parameters_are_refused(
+    ledger: PostgresLedger, kwargs: dict[str, object]
+) -> None:
     with pytest.raises(InvalidQueryParameter):
         ledger.audit.events(**kwargs)  # type: ignore[arg-type]
 
 
-def test_valid_at_needs_a_workspace_or_a_user(ledger: Ledger) -> None:
+def test_valid_at_needs_a_workspace_or_a_user(ledger: PostgresLedger) -> None:
     with pytest.raises(InvalidQueryParameter):
         ledger.audit.valid_at(START)
 
@@ -122,7 +124,7 @@ def test_valid_at_needs_a_workspace_or_a_user(ledger: Ledger) -> None:
 # ------------------------------------------------------------------- valid_at vs replay
 
 
-def replay_as_of(ledger: Ledger, credential_id: UUID, at: datetime) -> Credential | None:
+def replay_as_of(ledger: PostgresLedger, credential_id: UUID, at: datetime) -> Credential | None:
     """Brute force: the credential's aggregate folded from its stored events up to ``at``."""
     aggregate: Credential | None = None
     for event in ledger.events.get(credential_id):
@@ -154,7 +156,7 @@ def test_valid_at_matches_a_brute_force_replay(
     database_url: str, settings: Settings, seed: int, offsets: list[int]
 ) -> None:
     clock = ManualClock(START)
-    ledger = Ledger(database_url, settings=settings, clock=clock)
+    ledger = build_ledger(database_url, settings=settings, clock=clock)
     try:
         rng = random.Random(seed)
         workload = run_workload(ledger, clock, rng, 60)
@@ -194,7 +196,7 @@ def test_valid_at_matches_a_brute_force_replay(
 
 
 def test_history_is_readable_by_the_holder_and_workspace_administrators_only(
-    ledger: Ledger,
+    ledger: PostgresLedger,
 ) -> None:
     owner, _ = new_user(ledger)
     admin, _ = new_user(ledger)
@@ -222,7 +224,7 @@ def test_history_is_readable_by_the_holder_and_workspace_administrators_only(
 
 
 def test_workspace_feed_and_valid_at_need_an_administrator(
-    ledger: Ledger, clock: ManualClock
+    ledger: PostgresLedger, clock: ManualClock
 ) -> None:
     owner, _ = new_user(ledger)
     member, _ = new_user(ledger)

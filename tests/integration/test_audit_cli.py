@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 
-from ledger.application import Ledger
+from ledger.bootstrap import PostgresLedger
 from ledger.projections import NAMES
-from tests.integration.conftest import new_user
 from tests.integration.test_cli import ledger_cli
+from tests.support.principals import new_user
 
 
 def test_audit_history_prints_the_state_and_events_as_json(
-    database_url: str, ledger: Ledger
+    database_url: str, ledger: PostgresLedger
 ) -> None:
     user, _ = new_user(ledger)
     minted = ledger.mint_personal_access_token(user, "cli-token")
@@ -31,7 +31,7 @@ def test_audit_history_prints_the_state_and_events_as_json(
     assert minted.token not in result.stdout
 
 
-def test_audit_history_table_and_errors(database_url: str, ledger: Ledger) -> None:
+def test_audit_history_table_and_errors(database_url: str, ledger: PostgresLedger) -> None:
     user, _ = new_user(ledger)
     minted = ledger.mint_personal_access_token(user, "t")
     env = {"LEDGER_DATABASE_URL": database_url, "COLUMNS": "200"}
@@ -51,7 +51,7 @@ def test_audit_history_table_and_errors(database_url: str, ledger: Ledger) -> No
     assert "Traceback" not in bad.stderr + missing.stderr
 
 
-def test_audit_events_and_valid_at(database_url: str, ledger: Ledger) -> None:
+def test_audit_events_and_valid_at(database_url: str, ledger: PostgresLedger) -> None:
     owner, _ = new_user(ledger)
     workspace = ledger.create_workspace(owner, "ws").id
     install = ledger.mint_install_token(owner, workspace)
@@ -79,7 +79,7 @@ def test_audit_events_and_valid_at(database_url: str, ledger: Ledger) -> None:
     assert "RFC 3339" in bad_time.stderr
 
 
-def test_projections_status_and_rebuild(database_url: str, ledger: Ledger) -> None:
+def test_projections_status_and_rebuild(database_url: str, ledger: PostgresLedger) -> None:
     new_user(ledger)
     env = {"LEDGER_DATABASE_URL": database_url}
     rebuilt = ledger_cli("projections", "rebuild", "audit_trail", "--json", env=env)

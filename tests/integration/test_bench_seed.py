@@ -11,15 +11,17 @@ from datetime import timedelta
 import pytest
 from bench.seed import CredentialSeeder, SeedSpec, users
 
-from ledger.application import Ledger
+from ledger.bootstrap import PostgresLedger
 from ledger.domain import TokenKind
 from ledger.domain.errors import InstallTokenAlreadyUsed, InvalidToken
-from tests.integration.conftest import START, new_user
+from tests.support.principals import START, new_user
 
 AT = START - timedelta(minutes=1)
 
 
-def test_seeded_tokens_replay_to_their_rows_and_verify(ledger: Ledger, database_url: str) -> None:
+def test_seeded_tokens_replay_to_their_rows_and_verify(
+    ledger: PostgresLedger, database_url: str
+) -> None:
     seeder = CredentialSeeder(ledger, database_url)
     seeded = seeder.seed(
         SeedSpec(
@@ -39,7 +41,7 @@ def test_seeded_tokens_replay_to_their_rows_and_verify(ledger: Ledger, database_
         ledger.verify(seeded.raw[3])  # every fourth is revoked
 
 
-def test_seeded_install_tokens_exchange_once(ledger: Ledger, database_url: str) -> None:
+def test_seeded_install_tokens_exchange_once(ledger: PostgresLedger, database_url: str) -> None:
     me, _ = new_user(ledger)
     workspace = ledger.create_workspace(me, "seeded")
     seeded = CredentialSeeder(ledger, database_url).seed(
@@ -59,7 +61,7 @@ def test_seeded_install_tokens_exchange_once(ledger: Ledger, database_url: str) 
         ledger.exchange_install_token(seeded.raw[0], "daemon")
 
 
-def test_seeded_tokens_near_expiry_renew(ledger: Ledger, database_url: str) -> None:
+def test_seeded_tokens_near_expiry_renew(ledger: PostgresLedger, database_url: str) -> None:
     me, _ = new_user(ledger)
     seeded = CredentialSeeder(ledger, database_url).seed(
         SeedSpec(

@@ -9,19 +9,20 @@ from uuid import UUID
 
 import pytest
 
-from ledger.application import Ledger, WorkspaceInfo
+from ledger.application import WorkspaceInfo
+from ledger.bootstrap import PostgresLedger, build_ledger
 from ledger.config import Settings
 from ledger.domain import Credential, RevocationReason, Role, TokenKind
 from ledger.domain.clock import ManualClock
 from ledger.domain.errors import InvalidToken, ServiceUnavailable
 from tests.clocks import TickingClock
-from tests.integration.conftest import START, UserPrincipal, load_credential, new_user
 from tests.integration.races import race
+from tests.support.principals import START, UserPrincipal, load_credential, new_user
 
 DAEMON = {TokenKind.DAEMON_TOKEN}
 
 
-def team(ledger: Ledger) -> tuple[UserPrincipal, UserPrincipal, WorkspaceInfo]:
+def team(ledger: PostgresLedger) -> tuple[UserPrincipal, UserPrincipal, WorkspaceInfo]:
     owner, _ = new_user(ledger, "owner")
     admin, _ = new_user(ledger, "admin")
     workspace = ledger.create_workspace(owner, "acme")
@@ -30,7 +31,7 @@ def team(ledger: Ledger) -> tuple[UserPrincipal, UserPrincipal, WorkspaceInfo]:
 
 
 def test_removal_revokes_the_members_daemon_and_unused_install_tokens_only(
-    ledger: Ledger,
+    ledger: PostgresLedger,
 ) -> None:
     owner, admin, workspace = team(ledger)
     daemons = [
@@ -73,7 +74,7 @@ def test_removal_revokes_the_members_daemon_and_unused_install_tokens_only(
             assert install.revoked_at is None
 
 
-def test_leaving_cascades_like_a_removal(ledger: Ledger) -> None:
+def test_leaving_cascades_like_a_removal(ledger: PostgresLedger) -> None:
     _owner, admin, workspace = team(ledger)
     daemon = ledger.exchange_install_token(
         ledger.mint_install_token(admin, workspace.id).token, "d"
@@ -84,7 +85,7 @@ def test_leaving_cascades_like_a_removal(ledger: Ledger) -> None:
 
 
 def test_failure_in_the_middle_of_the_commit_writes_nothing(
-    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+    ledger: PostgresLedger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     owner, admin, workspace = team(ledger)
     daemon = ledger.exchange_install_token(
@@ -122,7 +123,7 @@ def test_failure_in_the_middle_of_the_commit_writes_nothing(
 
 
 def test_failure_while_preparing_the_cascade_writes_nothing(
-    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+    ledger: PostgresLedger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     owner, admin, workspace = team(ledger)
     daemons = [
@@ -150,15 +151,17 @@ def test_failure_while_preparing_the_cascade_writes_nothing(
 
 
 @pytest.fixture
-def racing_ledger(database_url: str) -> Iterator[Ledger]:
-    app = Ledger(database_url, settings=Settings(pool_size=4), clock=TickingClock(START))
+def racing_ledger(database_url: str) -> Iterator[PostgresLedger]:
+    app = build_ledger(database_url, settings=Settings(pool_size=4), clock=TickingClock(START))
     try:
         yield app
     finally:
         app.close()
 
 
-def test_removal_racing_exchanges_leaves_nothing_usable_behind(racing_ledger: Ledger) -> None:
+def test_removal_racing_exchanges_leaves_nothing_usable_behind(
+    racing_ledger: PostgresLedger,
+) -> None:
     """Whatever order the racers commit in, the removed member's install tokens end up consumed
     or revoked, and every daemon token minted through them ends up revoked."""
     ledger = racing_ledger
@@ -187,7 +190,7 @@ def test_removal_racing_exchanges_leaves_nothing_usable_behind(racing_ledger: Le
                 assert daemon.revoked_at is not None, round_
 
 
-def test_manual_clock_timestamps_the_cascade(ledger: Ledger, clock: ManualClock) -> None:
+def test_manual_clock_timestamps_the_cascade(ledger: PostgresLedger, clock: ManualClock) -> None:
     owner, admin, workspace = team(ledger)
     daemon = ledger.exchange_install_token(
         ledger.mint_install_token(admin, workspace.id).token, "d"

@@ -11,8 +11,8 @@ from pathlib import Path
 import psutil
 
 from ledger.adapters import migrations
-from ledger.application import Ledger
-from tests.integration.conftest import fresh_database
+from ledger.bootstrap import PostgresLedger
+from tests.support.databases import fresh_database
 
 USER_KEYS = {"user_id", "name", "token", "token_prefix", "expires_at"}
 
@@ -29,7 +29,7 @@ def ledger_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[s
 
 
 def test_users_create_prints_the_contracts_json(
-    database_url: str, wall_clock_ledger: Ledger
+    database_url: str, wall_clock_ledger: PostgresLedger
 ) -> None:
     # The CLI mints on the wall clock: a ledger on the suite's manual clock (fixed at START)
     # would see the token as minted in its future once the wall clock passes START.

@@ -10,17 +10,17 @@ from concurrent.futures import ThreadPoolExecutor
 import psycopg
 import pytest
 
-from ledger.adapters.credentials_table import CredentialRow
 from ledger.adapters.recorder import BatchCommand, BatchIntegrityError, LedgerRecorder
 from ledger.adapters.writer import GroupCommitWriter, _Pending
-from ledger.application import Ledger
+from ledger.bootstrap import PostgresLedger
 from ledger.domain import Actor, Credential, RevocationReason, TokenKind
+from ledger.domain.credential_row import CredentialRow
 from ledger.domain.errors import ServiceUnavailable
 from ledger.domain.tokens import issue
-from tests.integration.conftest import START, load_credential, new_user
+from tests.support.principals import START, load_credential, new_user
 
 
-def minted(ledger: Ledger) -> tuple[Credential, BatchCommand]:
+def minted(ledger: PostgresLedger) -> tuple[Credential, BatchCommand]:
     """A new personal access token and the batch command that would store it."""
     token = issue(TokenKind.PERSONAL_ACCESS_TOKEN)
     owner = Actor.system("test")
@@ -36,14 +36,14 @@ def minted(ledger: Ledger) -> tuple[Credential, BatchCommand]:
     return credential, command_for(ledger, credential)
 
 
-def command_for(ledger: Ledger, credential: Credential) -> BatchCommand:
+def command_for(ledger: PostgresLedger, credential: Credential) -> BatchCommand:
     events = credential.collect_events()
     return BatchCommand(
         [ledger.mapper.to_stored_event(e) for e in events], [CredentialRow.of(credential)]
     )
 
 
-def stale_revocation(ledger: Ledger) -> tuple[Credential, BatchCommand]:
+def stale_revocation(ledger: PostgresLedger) -> tuple[Credential, BatchCommand]:
     """A revocation of a stored credential, made on a copy that is one version behind."""
     credential, command = minted(ledger)
     ledger.writer.submit(command)
@@ -55,13 +55,13 @@ def stale_revocation(ledger: Ledger) -> tuple[Credential, BatchCommand]:
     return stale, command_for(ledger, stale)
 
 
-def recorder_of(ledger: Ledger) -> LedgerRecorder:
+def recorder_of(ledger: PostgresLedger) -> LedgerRecorder:
     recorder = ledger.recorder
     assert isinstance(recorder, LedgerRecorder)
     return recorder
 
 
-def test_a_conflicting_command_does_not_fail_its_neighbours(ledger: Ledger) -> None:
+def test_a_conflicting_command_does_not_fail_its_neighbours(ledger: PostgresLedger) -> None:
     first, first_command = minted(ledger)
     _, stale_command = stale_revocation(ledger)
     third, third_command = minted(ledger)
@@ -77,7 +77,7 @@ def test_a_conflicting_command_does_not_fail_its_neighbours(ledger: Ledger) -> N
         assert ledger.credentials.get(credential.id) is not None
 
 
-def test_the_stale_write_leaves_the_winners_state(ledger: Ledger) -> None:
+def test_the_stale_write_leaves_the_winners_state(ledger: PostgresLedger) -> None:
     stale, stale_command = stale_revocation(ledger)
     assert recorder_of(ledger).insert_batch([stale_command]) == [None]
     stored = load_credential(ledger, stale.id)
@@ -87,7 +87,7 @@ def test_the_stale_write_leaves_the_winners_state(ledger: Ledger) -> None:
     assert row is not None and row.revoked_reason == "user_request"
 
 
-def test_two_commands_of_one_batch_on_the_same_version_first_wins(ledger: Ledger) -> None:
+def test_two_commands_of_one_batch_on_the_same_version_first_wins(ledger: PostgresLedger) -> None:
     credential, command = minted(ledger)
     ledger.writer.submit(command)
     one = load_credential(ledger, credential.id)
@@ -112,7 +112,7 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
 
 
 def test_commands_queued_behind_a_transaction_share_the_next_one(
-    ledger: Ledger, database_url: str
+    ledger: PostgresLedger, database_url: str
 ) -> None:
     writer = GroupCommitWriter(recorder_of(ledger), max_batch=64)
     queued = 12
@@ -153,7 +153,7 @@ def test_commands_queued_behind_a_transaction_share_the_next_one(
 
 
 def test_a_batch_the_store_refuses_is_written_one_command_at_a_time(
-    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+    ledger: PostgresLedger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     recorder = recorder_of(ledger)
     real_insert_batch = recorder.insert_batch
@@ -177,7 +177,7 @@ def test_a_batch_the_store_refuses_is_written_one_command_at_a_time(
         assert ledger.credentials.get(credential.id) is not None
 
 
-def test_a_closed_writer_finishes_queued_work_then_refuses(ledger: Ledger) -> None:
+def test_a_closed_writer_finishes_queued_work_then_refuses(ledger: PostgresLedger) -> None:
     writer = GroupCommitWriter(recorder_of(ledger), max_batch=8)
     credential, command = minted(ledger)
     assert writer.submit(command) is not None
@@ -189,7 +189,7 @@ def test_a_closed_writer_finishes_queued_work_then_refuses(ledger: Ledger) -> No
 
 
 def test_concurrent_mints_through_the_ledger_are_all_acknowledged_and_stored(
-    ledger: Ledger,
+    ledger: PostgresLedger,
 ) -> None:
     me, _ = new_user(ledger)
     barrier = threading.Barrier(16)

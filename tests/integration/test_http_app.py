@@ -12,21 +12,22 @@ import pytest
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
-from ledger.application import Ledger, Principal
+from ledger.application import Principal
+from ledger.bootstrap import PostgresLedger
 from ledger.domain import TokenKind
 from ledger.entrypoints.fastapi import LedgerAuth, add_error_handlers
 from ledger.entrypoints.http.app import create_app
-from tests.integration.conftest import new_user
+from tests.support.principals import new_user
 
 
 @pytest.fixture
-def client(ledger: Ledger) -> Iterator[TestClient]:
+def client(ledger: PostgresLedger) -> Iterator[TestClient]:
     with TestClient(create_app(ledger), raise_server_exceptions=False) as test_client:
         yield test_client
 
 
 def test_an_unexpected_exception_is_a_500_with_a_request_id_and_no_details(
-    ledger: Ledger,
+    ledger: PostgresLedger,
     client: TestClient,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
@@ -48,12 +49,14 @@ def test_an_unexpected_exception_is_a_500_with_a_request_id_and_no_details(
     assert any(r.exc_info and r.levelname == "ERROR" for r in caplog.records)
 
 
-def test_hooks_are_entered_at_start_and_exited_in_reverse_at_shutdown(ledger: Ledger) -> None:
+def test_hooks_are_entered_at_start_and_exited_in_reverse_at_shutdown(
+    ledger: PostgresLedger,
+) -> None:
     events: list[str] = []
 
-    def hook(name: str) -> Callable[[Ledger], AbstractContextManager[None]]:
+    def hook(name: str) -> Callable[[PostgresLedger], AbstractContextManager[None]]:
         @contextlib.contextmanager
-        def run(given: Ledger) -> Iterator[None]:
+        def run(given: PostgresLedger) -> Iterator[None]:
             assert given is ledger
             events.append(f"enter {name}")
             yield
@@ -75,7 +78,7 @@ def jobs(caller: Annotated[Principal, Depends(DAEMONS)]) -> dict[str, str | None
     return {"daemon_id": caller.daemon_id}
 
 
-def test_the_auth_dependency_in_another_application(ledger: Ledger) -> None:
+def test_the_auth_dependency_in_another_application(ledger: PostgresLedger) -> None:
     app = FastAPI()
     app.state.ledger = ledger
     add_error_handlers(app)

@@ -8,7 +8,7 @@ from uuid import uuid4
 
 import pytest
 
-from ledger.application import Ledger
+from ledger.bootstrap import PostgresLedger, build_ledger
 from ledger.config import Settings
 from ledger.domain import Credential, Role, TokenKind, verify_chain
 from ledger.domain.clock import ManualClock
@@ -36,7 +36,7 @@ from ledger.domain.errors import (
     WorkspaceNotFound,
 )
 from ledger.domain.tokens import issue
-from tests.integration.conftest import START, load_credential, new_user
+from tests.support.principals import START, load_credential, new_user
 
 PAT = {TokenKind.PERSONAL_ACCESS_TOKEN}
 DAEMON = {TokenKind.DAEMON_TOKEN}
@@ -45,7 +45,7 @@ DAEMON = {TokenKind.DAEMON_TOKEN}
 # ---------------------------------------------------------------------------------- users
 
 
-def test_created_user_has_a_90_day_token_that_verifies(ledger: Ledger) -> None:
+def test_created_user_has_a_90_day_token_that_verifies(ledger: PostgresLedger) -> None:
     created = ledger.create_user("Ada", "ada@example.com")
     assert created.expires_at == START + timedelta(days=90)
     assert created.token_prefix == created.token[:12]
@@ -55,12 +55,12 @@ def test_created_user_has_a_90_day_token_that_verifies(ledger: Ledger) -> None:
     assert (info.name, info.email) == ("Ada", "ada@example.com")
 
 
-def test_unknown_user_is_not_found(ledger: Ledger) -> None:
+def test_unknown_user_is_not_found(ledger: PostgresLedger) -> None:
     with pytest.raises(UserNotFound):
         ledger.get_user(uuid4())
 
 
-def test_a_credential_id_is_not_a_user(ledger: Ledger) -> None:
+def test_a_credential_id_is_not_a_user(ledger: PostgresLedger) -> None:
     created = ledger.create_user("Ada")
     principal = ledger.verify(created.token)
     with pytest.raises(UserNotFound):
@@ -70,7 +70,9 @@ def test_a_credential_id_is_not_a_user(ledger: Ledger) -> None:
 # ------------------------------------------------------------------- personal access tokens
 
 
-def test_mint_list_and_revoke_personal_access_tokens(ledger: Ledger, clock: ManualClock) -> None:
+def test_mint_list_and_revoke_personal_access_tokens(
+    ledger: PostgresLedger, clock: ManualClock
+) -> None:
     me, _ = new_user(ledger)
     clock.advance(timedelta(seconds=1))
     first = ledger.mint_personal_access_token(me, "laptop", 30)
@@ -93,7 +95,9 @@ def test_mint_list_and_revoke_personal_access_tokens(ledger: Ledger, clock: Manu
         ledger.verify(first.token)
 
 
-def test_expired_tokens_are_listed_but_do_not_verify(ledger: Ledger, clock: ManualClock) -> None:
+def test_expired_tokens_are_listed_but_do_not_verify(
+    ledger: PostgresLedger, clock: ManualClock
+) -> None:
     me, _ = new_user(ledger)
     minted = ledger.mint_personal_access_token(me, "short", 1)
     clock.advance(timedelta(days=1))
@@ -105,20 +109,20 @@ def test_expired_tokens_are_listed_but_do_not_verify(ledger: Ledger, clock: Manu
 
 
 @pytest.mark.parametrize("days", [0, 3651, -5, True, "7"])
-def test_invalid_expiry_is_refused(ledger: Ledger, days: object) -> None:
+def test_invalid_expiry_is_refused(ledger: PostgresLedger, days: object) -> None:
     me, _ = new_user(ledger)
     with pytest.raises(InvalidExpiresInDays):
         ledger.mint_personal_access_token(me, "x", days)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("name", ["", "   ", "n" * 101])
-def test_blank_or_long_token_name_is_refused(ledger: Ledger, name: str) -> None:
+def test_blank_or_long_token_name_is_refused(ledger: PostgresLedger, name: str) -> None:
     me, _ = new_user(ledger)
     with pytest.raises(NameRequired):
         ledger.mint_personal_access_token(me, name, None)
 
 
-def test_revoking_someone_elses_token_is_not_found(ledger: Ledger) -> None:
+def test_revoking_someone_elses_token_is_not_found(ledger: PostgresLedger) -> None:
     me, _ = new_user(ledger)
     other, other_token = new_user(ledger)
     with pytest.raises(TokenNotFound):
@@ -130,7 +134,7 @@ def test_revoking_someone_elses_token_is_not_found(ledger: Ledger) -> None:
     assert ledger.verify(other_token).user_id == other.user_id
 
 
-def test_renewal_window(ledger: Ledger, clock: ManualClock) -> None:
+def test_renewal_window(ledger: PostgresLedger, clock: ManualClock) -> None:
     me, _ = new_user(ledger)
     token = ledger.mint_personal_access_token(me, "cli", 30).token
     not_yet = ledger.renew_personal_access_token(token)
@@ -147,7 +151,7 @@ def test_renewal_window(ledger: Ledger, clock: ManualClock) -> None:
     assert (outcome.renewed, outcome.expires_at) == (False, None)
 
 
-def test_renewal_refusals(ledger: Ledger, clock: ManualClock) -> None:
+def test_renewal_refusals(ledger: PostgresLedger, clock: ManualClock) -> None:
     me, _ = new_user(ledger)
     workspace = ledger.create_workspace(me, "w")
     install = ledger.mint_install_token(me, workspace.id).token
@@ -171,7 +175,7 @@ def test_renewal_refusals(ledger: Ledger, clock: ManualClock) -> None:
 # -------------------------------------------------------------------------------- verify
 
 
-def test_verify_checks_kind_and_format_first(ledger: Ledger) -> None:
+def test_verify_checks_kind_and_format_first(ledger: PostgresLedger) -> None:
     me, token = new_user(ledger)
     with pytest.raises(InvalidToken):
         ledger.verify(token, DAEMON)
@@ -181,7 +185,7 @@ def test_verify_checks_kind_and_format_first(ledger: Ledger) -> None:
     assert asdict(ledger.verify(token, PAT)) == asdict(me)
 
 
-def test_an_install_token_is_never_a_bearer(ledger: Ledger) -> None:
+def test_an_install_token_is_never_a_bearer(ledger: PostgresLedger) -> None:
     me, _ = new_user(ledger)
     workspace = ledger.create_workspace(me, "w")
     install = ledger.mint_install_token(me, workspace.id)
@@ -189,7 +193,9 @@ def test_an_install_token_is_never_a_bearer(ledger: Ledger) -> None:
         ledger.verify(install.token, PAT | DAEMON)
 
 
-def test_a_revocation_is_refused_at_once_by_the_process_that_made_it(ledger: Ledger) -> None:
+def test_a_revocation_is_refused_at_once_by_the_process_that_made_it(
+    ledger: PostgresLedger,
+) -> None:
     me, _ = new_user(ledger)
     minted = ledger.mint_personal_access_token(me, "t", None)
     assert ledger.verify(minted.token).credential_id == minted.info.id  # now cached
@@ -199,11 +205,11 @@ def test_a_revocation_is_refused_at_once_by_the_process_that_made_it(ledger: Led
 
 
 def test_without_a_cache_every_process_is_exact(
-    ledger: Ledger, database_url: str, clock: ManualClock
+    ledger: PostgresLedger, database_url: str, clock: ManualClock
 ) -> None:
     me, _ = new_user(ledger)
     minted = ledger.mint_personal_access_token(me, "t", None)
-    exact = Ledger(
+    exact = build_ledger(
         database_url, settings=Settings(pool_size=1, verify_cache_max_ttl_s=0), clock=clock
     )
     try:
@@ -218,7 +224,9 @@ def test_without_a_cache_every_process_is_exact(
 # ----------------------------------------------------------------------------- workspaces
 
 
-def test_workspace_membership_through_the_ledger(ledger: Ledger, clock: ManualClock) -> None:
+def test_workspace_membership_through_the_ledger(
+    ledger: PostgresLedger, clock: ManualClock
+) -> None:
     owner, _ = new_user(ledger)
     admin, _ = new_user(ledger)
     member, _ = new_user(ledger)
@@ -273,7 +281,7 @@ def test_workspace_membership_through_the_ledger(ledger: Ledger, clock: ManualCl
 
 
 def test_install_token_exchange_and_daemon_token_lifecycle(
-    ledger: Ledger, clock: ManualClock
+    ledger: PostgresLedger, clock: ManualClock
 ) -> None:
     owner, _ = new_user(ledger)
     workspace = ledger.create_workspace(owner, "acme")
@@ -315,7 +323,7 @@ def test_install_token_exchange_and_daemon_token_lifecycle(
         ledger.revoke_daemon_token(owner, workspace.id, install.id)
 
 
-def test_daemon_tokens_are_private_to_their_workspace(ledger: Ledger) -> None:
+def test_daemon_tokens_are_private_to_their_workspace(ledger: PostgresLedger) -> None:
     owner, _ = new_user(ledger)
     first = ledger.create_workspace(owner, "one")
     second = ledger.create_workspace(owner, "two")
@@ -325,7 +333,7 @@ def test_daemon_tokens_are_private_to_their_workspace(ledger: Ledger) -> None:
     assert ledger.list_daemon_tokens(owner, second.id) == []
 
 
-def test_only_administrators_handle_install_and_daemon_tokens(ledger: Ledger) -> None:
+def test_only_administrators_handle_install_and_daemon_tokens(ledger: PostgresLedger) -> None:
     owner, _ = new_user(ledger)
     member, _ = new_user(ledger)
     outsider, _ = new_user(ledger)
@@ -341,7 +349,7 @@ def test_only_administrators_handle_install_and_daemon_tokens(ledger: Ledger) ->
         ledger.revoke_daemon_token(member, workspace.id, uuid4())
 
 
-def test_exchange_error_table(ledger: Ledger, clock: ManualClock) -> None:
+def test_exchange_error_table(ledger: PostgresLedger, clock: ManualClock) -> None:
     owner, _ = new_user(ledger)
     workspace = ledger.create_workspace(owner, "acme")
     pat = ledger.mint_personal_access_token(owner, "p", None).token
@@ -372,7 +380,9 @@ def test_exchange_error_table(ledger: Ledger, clock: ManualClock) -> None:
         ledger.exchange_install_token(used, "box")  # used and expired: still "already used"
 
 
-def test_exchange_refused_when_issuer_lost_admin_leaves_token_unconsumed(ledger: Ledger) -> None:
+def test_exchange_refused_when_issuer_lost_admin_leaves_token_unconsumed(
+    ledger: PostgresLedger,
+) -> None:
     owner, _ = new_user(ledger)
     admin, _ = new_user(ledger)
     workspace = ledger.create_workspace(owner, "acme")
@@ -388,7 +398,7 @@ def test_exchange_refused_when_issuer_lost_admin_leaves_token_unconsumed(ledger:
 # ------------------------------------------------------------------------------- the store
 
 
-def test_stored_streams_form_hash_chains(ledger: Ledger) -> None:
+def test_stored_streams_form_hash_chains(ledger: PostgresLedger) -> None:
     me, _ = new_user(ledger)
     token = ledger.mint_personal_access_token(me, "t", 3)
     ledger.renew_personal_access_token(token.token)
@@ -402,4 +412,4 @@ def test_stored_streams_form_hash_chains(ledger: Ledger) -> None:
 
 def test_unreachable_store_answers_service_unavailable() -> None:
     with pytest.raises(ServiceUnavailable):
-        Ledger("postgresql://postgres@127.0.0.1:1/ledger", settings=Settings(pool_size=1))
+        build_ledger("postgresql://postgres@127.0.0.1:1/ledger", settings=Settings(pool_size=1))

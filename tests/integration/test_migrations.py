@@ -16,7 +16,7 @@ from sqlalchemy.pool import NullPool
 
 from ledger.adapters import migrations
 from ledger.adapters.migrations.schema import metadata
-from tests.integration.conftest import fresh_database
+from tests.support.databases import fresh_database
 
 LEDGER_TABLES = {
     "ledger_events",

@@ -10,13 +10,14 @@ from uuid import uuid4
 import psycopg
 import pytest
 
-from ledger.application import Ledger
+from ledger.bootstrap import PostgresLedger, build_ledger
 from ledger.config import Settings
 from ledger.domain.clock import ManualClock
 from ledger.domain.errors import CredentialNotFound, UnknownProjection
 from ledger.projections import EVENT_TYPES, NAMES
-from tests.integration.conftest import START, fresh_database, new_user
 from tests.integration.workload import run_workload
+from tests.support.databases import fresh_database
+from tests.support.principals import START, new_user
 
 CREDENTIAL_COLUMNS = (
     "credential_id, kind, token_prefix, name, user_id, workspace_id, daemon_id, "
@@ -41,7 +42,7 @@ def snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def test_history_lists_every_event_of_a_credential_with_actor_and_time(
-    ledger: Ledger, clock: ManualClock
+    ledger: PostgresLedger, clock: ManualClock
 ) -> None:
     user, _ = new_user(ledger)
     minted = ledger.mint_personal_access_token(user, "cli", 3)
@@ -72,7 +73,7 @@ def test_history_lists_every_event_of_a_credential_with_actor_and_time(
     assert minted.token not in str(history.to_json())
 
 
-def test_exchange_and_cascade_appear_in_the_workspace_feed(ledger: Ledger) -> None:
+def test_exchange_and_cascade_appear_in_the_workspace_feed(ledger: PostgresLedger) -> None:
     owner, _ = new_user(ledger)
     admin, _ = new_user(ledger)
     workspace = ledger.create_workspace(owner, "ws").id
@@ -104,7 +105,9 @@ def test_exchange_and_cascade_appear_in_the_workspace_feed(ledger: Ledger) -> No
     assert history.credential.daemon_id == "host-1"
 
 
-def test_a_query_after_a_command_sees_it_with_the_live_runner_running(ledger: Ledger) -> None:
+def test_a_query_after_a_command_sees_it_with_the_live_runner_running(
+    ledger: PostgresLedger,
+) -> None:
     ledger.projections.start()
     user, _ = new_user(ledger)
     for _ in range(20):
@@ -114,12 +117,12 @@ def test_a_query_after_a_command_sees_it_with_the_live_runner_running(ledger: Le
         assert ledger.audit.history(minted.info.id).events[-1].type == "revoked"
 
 
-def test_history_of_an_unknown_credential_is_not_found(ledger: Ledger) -> None:
+def test_history_of_an_unknown_credential_is_not_found(ledger: PostgresLedger) -> None:
     with pytest.raises(CredentialNotFound):
         ledger.audit.history(uuid4())
 
 
-def test_unknown_projection_name_is_refused(ledger: Ledger) -> None:
+def test_unknown_projection_name_is_refused(ledger: PostgresLedger) -> None:
     with pytest.raises(UnknownProjection):
         ledger.projections.rebuild(["nope"])
 
@@ -130,7 +133,7 @@ def test_rebuild_equals_live_row_for_row_after_a_random_workload(
     url = fresh_database(server_url)
     clock = ManualClock(START)
     small = Settings(**{**settings.model_dump(), "projection_batch_size": 7})
-    ledger = Ledger(url, settings=small, clock=clock)
+    ledger = build_ledger(url, settings=small, clock=clock)
     try:
         ledger.projections.start()
         run_workload(ledger, clock, random.Random(7), 250)

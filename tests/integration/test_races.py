@@ -14,13 +14,14 @@ from datetime import timedelta
 
 import pytest
 
-from ledger.application import ExchangedDaemonToken, Ledger
+from ledger.application import ExchangedDaemonToken
+from ledger.bootstrap import PostgresLedger, build_ledger
 from ledger.config import Settings
 from ledger.domain import Credential, RenewalOutcome, TokenKind
 from ledger.domain.errors import InstallTokenAlreadyUsed, InvalidToken
 from tests.clocks import TickingClock
-from tests.integration.conftest import START, load_credential, new_user
 from tests.integration.races import race
+from tests.support.principals import START, load_credential, new_user
 
 ROUNDS = 200
 EXCHANGERS = 32
@@ -28,8 +29,8 @@ RENEWERS = 16
 
 
 @pytest.fixture
-def racing_ledger(database_url: str) -> Iterator[Ledger]:
-    app = Ledger(
+def racing_ledger(database_url: str) -> Iterator[PostgresLedger]:
+    app = build_ledger(
         database_url, settings=Settings(pool_size=8, lock_timeout_s=30), clock=TickingClock(START)
     )
     try:
@@ -38,16 +39,18 @@ def racing_ledger(database_url: str) -> Iterator[Ledger]:
         app.close()
 
 
-def exchange_as(ledger: Ledger, token: str, round_: int, racer: int) -> ExchangedDaemonToken:
+def exchange_as(
+    ledger: PostgresLedger, token: str, round_: int, racer: int
+) -> ExchangedDaemonToken:
     return ledger.exchange_install_token(token, f"d{round_}-{racer}")
 
 
-def renew_as(ledger: Ledger, token: str, _racer: int) -> RenewalOutcome:
+def renew_as(ledger: PostgresLedger, token: str, _racer: int) -> RenewalOutcome:
     return ledger.renew_personal_access_token(token)
 
 
 def test_32_concurrent_exchanges_of_one_install_token_yield_exactly_one_daemon_token(
-    racing_ledger: Ledger,
+    racing_ledger: PostgresLedger,
 ) -> None:
     ledger = racing_ledger
     owner, _ = new_user(ledger)
@@ -74,7 +77,7 @@ def test_32_concurrent_exchanges_of_one_install_token_yield_exactly_one_daemon_t
 
 
 def test_16_concurrent_renewals_extend_exactly_once_and_all_report_the_winners_expiry(
-    racing_ledger: Ledger,
+    racing_ledger: PostgresLedger,
 ) -> None:
     ledger = racing_ledger
     me, _ = new_user(ledger)
@@ -105,7 +108,7 @@ def test_16_concurrent_renewals_extend_exactly_once_and_all_report_the_winners_e
 
 
 def test_revocation_racing_verification_never_lets_a_revoked_token_back(
-    racing_ledger: Ledger,
+    racing_ledger: PostgresLedger,
 ) -> None:
     """Once revoke has returned, no later verify accepts the token."""
     ledger = racing_ledger

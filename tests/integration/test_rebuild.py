@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from ledger.adapters.recorder import LedgerRecorder
-from ledger.application import Ledger
+from ledger.bootstrap import PostgresLedger, build_ledger
 from ledger.config import Settings
 from ledger.domain.clock import ManualClock
 from ledger.projections import NAMES
@@ -20,9 +20,10 @@ from ledger.projections.base import Positioned
 from ledger.projections.credentials import CREDENTIALS_VIEW, VIEW_COLUMNS, VIEW_TYPES
 from ledger.projections.eventlog import BULK_GC_THRESHOLDS
 from ledger.projections.runner import ASYNC_COMMIT
-from tests.integration.conftest import START, fresh_database, new_user
 from tests.integration.test_projections import CREDENTIAL_COLUMNS, snapshot
 from tests.integration.workload import run_workload
+from tests.support.databases import fresh_database
+from tests.support.principals import START, new_user
 
 
 def small(settings: Settings, batch_size: int) -> Settings:
@@ -58,7 +59,7 @@ def test_the_projections_decode_every_event_as_the_application_does(
 ) -> None:
     url = fresh_database(server_url)
     clock = ManualClock(START)
-    ledger = Ledger(url, settings=settings, clock=clock)
+    ledger = build_ledger(url, settings=settings, clock=clock)
     try:
         run_workload(ledger, clock, random.Random(7), 250)
         recorder = ledger.recorder
@@ -88,7 +89,7 @@ def test_the_projections_decode_every_event_as_the_application_does(
 
 
 def test_later_events_in_later_batches_carry_their_credentials_context(
-    ledger: Ledger,
+    ledger: PostgresLedger,
 ) -> None:
     owner, _ = new_user(ledger)
     admin, _ = new_user(ledger)
@@ -113,8 +114,8 @@ def test_a_batch_prepared_ahead_is_used_only_at_the_position_found_under_the_loc
     server_url: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = fresh_database(server_url)
-    ours = Ledger(url, settings=small(settings, 10))
-    other = Ledger(url, settings=small(settings, 7))
+    ours = build_ledger(url, settings=small(settings, 10))
+    other = build_ledger(url, settings=small(settings, 7))
     try:
         user, _ = new_user(ours)
         for i in range(40):
@@ -159,9 +160,9 @@ def test_a_rebuild_while_writers_and_live_runners_run_equals_a_quiet_rebuild(
 ) -> None:
     url = fresh_database(server_url)
     clock = ManualClock(START)
-    writer = Ledger(url, settings=small(settings, 5), clock=clock)
-    live = Ledger(url, settings=small(settings, 3), clock=clock)
-    rebuilder = Ledger(url, settings=small(settings, 4), clock=clock)
+    writer = build_ledger(url, settings=small(settings, 5), clock=clock)
+    live = build_ledger(url, settings=small(settings, 3), clock=clock)
+    rebuilder = build_ledger(url, settings=small(settings, 4), clock=clock)
     try:
         run_workload(writer, clock, random.Random(5), 100)  # a backlog to rebuild
         writer.projections.start()
@@ -201,7 +202,7 @@ def test_the_collector_runs_less_often_only_while_batches_are_read_ahead(
     server_url: str, settings: Settings
 ) -> None:
     url = fresh_database(server_url)
-    ledger = Ledger(url, settings=small(settings, 3))
+    ledger = build_ledger(url, settings=small(settings, 3))
     try:
         user, _ = new_user(ledger)
         for i in range(12):
@@ -218,7 +219,7 @@ def test_the_collector_runs_less_often_only_while_batches_are_read_ahead(
 
 
 def test_a_steps_commit_does_not_wait_for_the_disk_and_leaves_the_connection_as_it_was(
-    ledger: Ledger,
+    ledger: PostgresLedger,
 ) -> None:
     user, _ = new_user(ledger)
     ledger.mint_personal_access_token(user, "t")

@@ -13,13 +13,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 
-from ledger.application import Ledger
+from ledger.bootstrap import build_ledger
 from ledger.config import Settings
 from ledger.domain.clock import ManualClock
 from ledger.projections.runner import LISTENER_NAME
-from tests.integration.conftest import START, fresh_database, new_user
 from tests.integration.test_projections import snapshot
 from tests.integration.workload import run_workload
+from tests.support.databases import fresh_database
+from tests.support.principals import START, new_user
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
@@ -66,7 +67,7 @@ def test_a_runner_killed_between_batches_resumes_with_nothing_lost_or_doubled(
 ) -> None:
     url = fresh_database(server_url)
     clock = ManualClock(START)
-    ledger = Ledger(url, settings=settings, clock=clock)
+    ledger = build_ledger(url, settings=settings, clock=clock)
     try:
         run_workload(ledger, clock, random.Random(11), 150)
         user, _ = new_user(ledger)
@@ -114,7 +115,7 @@ def test_the_live_runner_reconnects_after_its_connection_is_killed(
     server_url: str, settings: Settings
 ) -> None:
     url = fresh_database(server_url)
-    ledger = Ledger(url, settings=settings, clock=ManualClock(START))
+    ledger = build_ledger(url, settings=settings, clock=ManualClock(START))
     try:
         ledger.projections.start()
         user, _ = new_user(ledger)

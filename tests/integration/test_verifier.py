@@ -12,17 +12,18 @@ from typing import Any
 
 import psycopg
 
-from ledger.application import Ledger
-from ledger.application.verify import CacheInvalidator, VerifierCache
+from ledger.adapters.invalidator import CacheInvalidator
+from ledger.application.verify import VerifierCache
+from ledger.bootstrap import PostgresLedger, build_ledger
 from ledger.config import Settings
 from ledger.domain.errors import InvalidToken
-from tests.integration.conftest import new_user
+from tests.support.principals import new_user
 
 FOLLOWER = Path(__file__).with_name("verify_follower.py")
 
 
 def test_a_revocation_in_one_process_is_seen_by_a_verifier_in_another(
-    wall_clock_ledger: Ledger, database_url: str
+    wall_clock_ledger: PostgresLedger, database_url: str
 ) -> None:
     ledger = wall_clock_ledger
     me, _ = new_user(ledger)
@@ -48,12 +49,12 @@ def test_a_revocation_in_one_process_is_seen_by_a_verifier_in_another(
 
 
 def test_the_invalidator_survives_a_dropped_connection(
-    wall_clock_ledger: Ledger, database_url: str
+    wall_clock_ledger: PostgresLedger, database_url: str
 ) -> None:
     ledger = wall_clock_ledger
     me, _ = new_user(ledger)
     minted = ledger.mint_personal_access_token(me, "t", None)
-    other = Ledger(database_url, settings=Settings(pool_size=1))
+    other = build_ledger(database_url, settings=Settings(pool_size=1))
     try:
         assert other.verify(minted.token).credential_id == minted.info.id
         with psycopg.connect(database_url, autocommit=True) as admin:
@@ -79,12 +80,12 @@ def test_the_invalidator_survives_a_dropped_connection(
 
 
 def test_the_invalidator_reads_for_other_processes_batches_not_its_own(
-    wall_clock_ledger: Ledger, database_url: str
+    wall_clock_ledger: PostgresLedger, database_url: str
 ) -> None:
     ledger = wall_clock_ledger
     me, _ = new_user(ledger)
     cache = VerifierCache(max_ttl=timedelta(seconds=60), max_entries=10)
-    recorder = ledger._recorder
+    recorder = ledger.recorder
     invalidator = CacheInvalidator(
         database_url,
         cache,
@@ -102,7 +103,7 @@ def test_the_invalidator_reads_for_other_processes_batches_not_its_own(
         real_catch_up(conn)
 
     invalidator._catch_up = counting_catch_up  # type: ignore[method-assign]
-    other = Ledger(database_url, settings=Settings(pool_size=1))
+    other = build_ledger(database_url, settings=Settings(pool_size=1))
     try:
         invalidator.start()
         reads = 0  # the first read at connection time

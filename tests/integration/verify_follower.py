@@ -10,14 +10,14 @@ from __future__ import annotations
 import sys
 import time
 
-from ledger.application import Ledger
+from ledger.bootstrap import build_ledger
 from ledger.config import Settings
 from ledger.domain.errors import InvalidToken
 
 
 def main() -> int:
     database_url, token = sys.argv[1], sys.argv[2]
-    ledger = Ledger(database_url, settings=Settings(pool_size=1))
+    ledger = build_ledger(database_url, settings=Settings(pool_size=1))
     try:
         ledger.verify(token)
         print("cached", flush=True)

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from ledger.application import Ledger
+from ledger.bootstrap import PostgresLedger
 from ledger.domain import Workspace
 from ledger.domain.clock import ManualClock
 from ledger.domain.errors import LedgerError
-from tests.integration.conftest import UserPrincipal, new_user
+from tests.support.principals import UserPrincipal, new_user
 
 
 @dataclass
@@ -34,7 +34,9 @@ class Workload:
     instants: list[datetime] = field(default_factory=list)
 
 
-def run_workload(ledger: Ledger, clock: ManualClock, rng: random.Random, steps: int) -> Workload:
+def run_workload(
+    ledger: PostgresLedger, clock: ManualClock, rng: random.Random, steps: int
+) -> Workload:
     """Run ``steps`` random operations (each may be refused by a rule: that is part of it)."""
     w = Workload()
     for _ in range(2):
@@ -52,7 +54,9 @@ def run_workload(ledger: Ledger, clock: ManualClock, rng: random.Random, steps: 
     return w
 
 
-def _member_of(ledger: Ledger, rng: random.Random, w: Workload, workspace: UUID) -> UserPrincipal:
+def _member_of(
+    ledger: PostgresLedger, rng: random.Random, w: Workload, workspace: UUID
+) -> UserPrincipal:
     """Mostly a member of the workspace (so that most operations pass), sometimes anyone."""
     aggregate: object = ledger.repository.get(workspace)
     assert isinstance(aggregate, Workspace)
@@ -60,7 +64,7 @@ def _member_of(ledger: Ledger, rng: random.Random, w: Workload, workspace: UUID)
     return rng.choice(members) if members and rng.random() < 0.85 else rng.choice(w.users)
 
 
-def _step(ledger: Ledger, rng: random.Random, w: Workload) -> None:  # noqa: PLR0912 - one branch per operation
+def _step(ledger: PostgresLedger, rng: random.Random, w: Workload) -> None:  # noqa: PLR0912 - one branch per operation
     user = rng.choice(w.users)
     op = rng.random()
     if op < 0.08 or not w.workspaces:

@@ -1,4 +1,4 @@
-"""The error tree: stable codes, one status table, nothing unmapped."""
+"""The error tree: stable codes, and statuses that follow the families."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import inspect
 
 import ledger
 from ledger.domain import errors
+from ledger.entrypoints.fastapi import FAMILY_STATUS, http_status
 
 
 def all_error_classes() -> list[type[errors.LedgerError]]:
@@ -16,9 +17,11 @@ def all_error_classes() -> list[type[errors.LedgerError]]:
     ]
 
 
-def test_every_error_class_has_an_http_status() -> None:
-    unmapped = [cls.__name__ for cls in all_error_classes() if cls not in errors.HTTP_STATUS]
-    assert unmapped == []
+def test_every_error_class_belongs_to_exactly_one_family() -> None:
+    for cls in all_error_classes():
+        families = [f for f in FAMILY_STATUS if f is not errors.LedgerError and issubclass(cls, f)]
+        assert len(families) <= 1, cls.__name__
+        assert http_status(cls) == FAMILY_STATUS[families[0] if families else errors.LedgerError]
 
 
 def test_every_error_class_documents_when_it_is_raised() -> None:
@@ -62,7 +65,7 @@ CONTRACT_CODES = {
 
 def test_codes_and_statuses_are_the_contracts() -> None:
     for cls, (status, code) in CONTRACT_CODES.items():
-        assert (errors.HTTP_STATUS[cls], cls.code) == (status, code), cls.__name__
+        assert (http_status(cls), cls.code) == (status, code), cls.__name__
 
 
 def test_an_error_message_defaults_to_its_code() -> None:

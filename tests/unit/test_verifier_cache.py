@@ -9,10 +9,11 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from ledger.adapters.credentials_table import AuthRow, CredentialRow
+from ledger.application.ports import AuthRow
 from ledger.application.verify import Verifier, VerifierCache
 from ledger.domain import Actor, Credential, TokenKind
 from ledger.domain.clock import ManualClock, from_nanos, to_nanos
+from ledger.domain.credential_row import CredentialRow
 from ledger.domain.errors import InvalidToken
 from ledger.domain.tokens import TOKEN_LENGTH, issue, token_digest
 

@@ -11,10 +11,10 @@ Reads take a connection straight from a ``psycopg_pool`` pool and fetch tuples: 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from datetime import datetime
 from operator import attrgetter
-from typing import Any, NamedTuple
+from typing import Any
 from uuid import UUID
 
 from psycopg import sql
@@ -22,68 +22,9 @@ from psycopg.rows import tuple_row
 from psycopg_pool import ConnectionPool
 
 from ledger.adapters.postgres import CREDENTIALS_TABLE
-from ledger.domain import Credential, TokenKind
-from ledger.domain.credential import usable_at
-
-
-@dataclass(frozen=True, slots=True)
-class CredentialRow:
-    """A credential's current state as the auth lookup table holds it."""
-
-    credential_id: UUID
-    token_hash: str
-    kind: str
-    token_prefix: str
-    name: str | None
-    user_id: UUID | None
-    workspace_id: UUID | None
-    daemon_id: str | None
-    install_token_id: UUID | None
-    created_by: UUID | None
-    created_at: datetime
-    expires_at: datetime | None
-    revoked_at: datetime | None
-    revoked_reason: str | None
-    consumed_at: datetime | None
-    version: int
-    last_used_at: datetime | None = None
-    """Approximate, written in batches by ``ledger.usage``; never by the event-insert path."""
-
-    @classmethod
-    def of(cls, credential: Credential) -> CredentialRow:
-        return cls(
-            credential_id=credential.id,
-            token_hash=credential.token_hash,
-            kind=credential.kind.value,
-            token_prefix=credential.token_prefix,
-            name=credential.name,
-            user_id=credential.user_id,
-            workspace_id=credential.workspace_id,
-            daemon_id=credential.daemon_id,
-            install_token_id=credential.install_token_id,
-            created_by=credential.created_by,
-            created_at=credential.created_on,
-            expires_at=credential.expires_at,
-            revoked_at=credential.revoked_at,
-            revoked_reason=credential.revoked_reason.value if credential.revoked_reason else None,
-            consumed_at=credential.consumed_at,
-            version=credential.version,
-        )
-
-    @property
-    def token_kind(self) -> TokenKind:
-        return TokenKind(self.kind)
-
-    def is_usable(self, at: datetime) -> bool:
-        """The contract's usability rule (``ledger.domain.credential.usable_at``)."""
-        return usable_at(
-            at,
-            minted_at=self.created_at,
-            expires_at=self.expires_at,
-            revoked_at=self.revoked_at,
-            consumed_at=self.consumed_at,
-        )
-
+from ledger.application.ports import AuthRow
+from ledger.domain import TokenKind
+from ledger.domain.credential_row import CredentialRow
 
 COLUMNS = tuple(f.name for f in fields(CredentialRow))
 WRITE_COLUMNS = tuple(c for c in COLUMNS if c != "last_used_at")
@@ -120,19 +61,6 @@ def row_values(row: CredentialRow) -> tuple[Any, ...]:
     """The row's values in ``WRITE_COLUMNS`` order (no copies, unlike ``dataclasses.astuple``)."""
     values: tuple[Any, ...] = _row_values(row)
     return values
-
-
-class AuthRow(NamedTuple):
-    """What verify decides with: a credential's row without its bookkeeping columns."""
-
-    kind: str
-    user_id: UUID | None
-    workspace_id: UUID | None
-    daemon_id: str | None
-    created_at: datetime
-    expires_at: datetime | None
-    revoked_at: datetime | None
-    consumed_at: datetime | None
 
 
 class CredentialsTable:

@@ -45,7 +45,7 @@ def eventsourcing_env(database_url: str, settings: Settings) -> dict[str, str]:
         "POSTGRES_LOCK_TIMEOUT": str(settings.lock_timeout_s),
         "POSTGRES_POOL_SIZE": str(settings.pool_size),
         "POSTGRES_MAX_OVERFLOW": str(settings.pool_size * 4),
-        # Never: with database functions on, subscribers permanently miss events (NOTES.md).
+        # Never: with database functions on, followers miss events (docs/dependencies.md).
         "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
         # Tables are created by `ledger migrate` only; concurrent DDL at start-up crashes.
         "CREATE_TABLE": "n",

@@ -32,8 +32,9 @@ from psycopg.rows import TupleRow, tuple_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from ledger.adapters.credentials_table import CredentialRow, row_values
+from ledger.adapters.credentials_table import row_values
 from ledger.adapters.postgres import CREDENTIALS_TABLE, EVENTS_TABLE
+from ledger.domain.credential_row import CredentialRow
 
 
 @dataclass(frozen=True, slots=True)

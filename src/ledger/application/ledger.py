@@ -8,10 +8,10 @@ again on freshly loaded aggregates (that is how single use and exactly-once rene
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
-import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar
 from uuid import UUID, uuid4
@@ -26,25 +26,25 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import Environment
 
-from ledger.adapters.credentials_table import CredentialRow, CredentialsTable
-from ledger.adapters.postgres import connection_pool, eventsourcing_env, translate_store_errors
-from ledger.adapters.recorder import BatchCommand, LedgerRecorder
-from ledger.adapters.usage import UsageRecorder
-from ledger.adapters.writer import GroupCommitWriter
 from ledger.application import validation
-from ledger.application.verify import ALL_KINDS, CacheInvalidator, Verifier, VerifierCache
+from ledger.application.audit import (
+    DEFAULT_LIMIT,
+    AuditPage,
+    CredentialHistory,
+    CredentialState,
+)
+from ledger.application.ports import Ports, StoreErrors
+from ledger.application.verify import ALL_KINDS
 from ledger.application.views import (
     CreatedUser,
     DaemonTokenInfo,
     ExchangedDaemonToken,
     MintedInstallToken,
     MintedToken,
-    Principal,
     TokenInfo,
     UserInfo,
     WorkspaceInfo,
 )
-from ledger.config import Settings
 from ledger.domain import (
     Actor,
     Credential,
@@ -54,10 +54,12 @@ from ledger.domain import (
     TokenKind,
     User,
     Workspace,
+    rules,
 )
 from ledger.domain.base import LedgerAggregate
 from ledger.domain.clock import Clock, SystemClock
 from ledger.domain.credential import INITIAL_PAT_LIFETIME
+from ledger.domain.credential_row import CredentialRow
 from ledger.domain.errors import (
     ConcurrencyConflict,
     CredentialNotFound,
@@ -66,7 +68,6 @@ from ledger.domain.errors import (
     InvalidInstallToken,
     InvalidToken,
     InvalidTokenId,
-    IssuerNotAdmin,
     LedgerError,
     MalformedInstallToken,
     NotRenewable,
@@ -76,15 +77,8 @@ from ledger.domain.errors import (
     UserNotFound,
     WorkspaceNotFound,
 )
+from ledger.domain.principal import Principal
 from ledger.domain.tokens import hash_token, issue, parse_kind
-from ledger.projections import (
-    AuditPage,
-    AuditQueries,
-    CredentialHistory,
-    CredentialState,
-    Projections,
-)
-from ledger.projections.queries import DEFAULT_LIMIT
 
 log = logging.getLogger(__name__)
 
@@ -114,9 +108,9 @@ def command(
 
     @functools.wraps(method)
     def wrapper(self: Ledger, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        for _ in range(self.settings.command_attempts):
+        for _ in range(self.command_attempts):
             try:
-                with translate_store_errors():
+                with self.store_errors():
                     return method(self, *args, **kwargs)
             except ConcurrencyConflict:
                 continue
@@ -133,71 +127,42 @@ def query(
 
     @functools.wraps(method)
     def wrapper(self: Ledger, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        with translate_store_errors():
+        with self.store_errors():
             return method(self, *args, **kwargs)
 
     return wrapper
 
 
 class Ledger(Application[UUID]):
-    """The credential ledger on PostgreSQL (run ``ledger migrate`` first)."""
+    """The credential ledger: every operation of the contract, over ports.
+
+    ``ledger.bootstrap`` builds the running one (PostgreSQL and every adapter); unit tests build
+    one on the library's in-memory persistence with fakes (``tests/support``).
+    """
 
     name = "Ledger"
 
     def __init__(
         self,
-        database_url: str,
+        env: Mapping[str, str],
         *,
-        settings: Settings | None = None,
+        ports: Callable[[Ledger], Ports],
         clock: Clock | None = None,
+        command_attempts: int = 20,
+        store_errors: StoreErrors = contextlib.nullcontext,
     ) -> None:
-        self.settings = settings or Settings()
+        """``env`` configures the event store (the eventsourcing library's persistence
+        settings); ``ports`` is called once the ledger's recorder and mapper exist and returns
+        the adapters the ledger talks to."""
         self.clock: Clock = clock or SystemClock()
-        with translate_store_errors():
-            super().__init__(eventsourcing_env(database_url, self.settings))
-        recorder = self.recorder
-        if not isinstance(recorder, LedgerRecorder):  # pragma: no cover - configuration error
-            msg = "the ledger needs its own recorder"
-            raise TypeError(msg)
-        self._recorder = recorder
-        self._database_url = database_url
-        self._pool = connection_pool(database_url, self.settings, name="ledger-credentials")
-        self.credentials = CredentialsTable(self._pool, schema=recorder.datastore.schema)
-        recorder.use_read_pool(self._pool)
-        cache = VerifierCache(
-            max_ttl=timedelta(seconds=self.settings.verify_cache_max_ttl_s),
-            max_entries=self.settings.verify_cache_max_entries,
-        )
-        self.usage = UsageRecorder(
-            self.credentials,
-            interval_s=self.settings.last_used_flush_s,
-            max_entries=self.settings.last_used_max_entries,
-        )
-        self.verifier = Verifier(
-            self.credentials,
-            cache,
-            self.clock,
-            self.usage,
-            before_read=self._ensure_invalidator if cache.enabled else None,
-        )
-        self._invalidator: CacheInvalidator | None = None
-        self._invalidator_lock = threading.Lock()
-        self.projections = Projections(
-            self,
-            recorder.datastore,
-            database_url=database_url,
-            events_table=recorder.events_table_name,
-            channel=recorder.channel_name,
-            clock=self.clock,
-            batch_size=self.settings.projection_batch_size,
-        )
-        self.audit = AuditQueries(self.projections, recorder.datastore)
-        self.writer = GroupCommitWriter(
-            recorder,
-            max_batch=self.settings.max_batch,
-            threads=self.settings.writer_threads,
-            linger_s=self.settings.write_linger_ms / 1000,
-        )
+        self.command_attempts = command_attempts
+        self.store_errors = store_errors
+        with store_errors():
+            super().__init__(dict(env))
+        self._ports = ports(self)
+        self.credentials = self._ports.credentials
+        self.verifier = self._ports.verifier
+        self.audit = self._ports.audit
 
     # ----------------------------------------------------------------------- infrastructure
 
@@ -231,7 +196,7 @@ class Ledger(Application[UUID]):
         return self._record(processing_event)
 
     def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
-        """Save through the group-commit writer, with the credentials-table rows."""
+        """Write the events and the credential rows they produce through the ``write`` port."""
         events = processing_event.events
         stored = [self.mapper.to_stored_event(e) for e in events]
         rows = [
@@ -239,7 +204,7 @@ class Ledger(Application[UUID]):
             for a in processing_event.aggregates.values()
             if isinstance(a, Credential)
         ]
-        notification_ids = self.writer.submit(BatchCommand(stored, rows))
+        notification_ids = self._ports.write(stored, rows)
         if notification_ids is None:
             raise ConcurrencyConflict
         # This process refuses what it just revoked the moment the call returns.
@@ -258,40 +223,12 @@ class Ledger(Application[UUID]):
             for event, s, notification_id in zip(events, stored, notification_ids, strict=True)
         ]
 
-    @property
-    def database_url(self) -> str:
-        return self._database_url
-
     def close(self) -> None:
-        self.projections.stop()
-        if self._invalidator is not None:
-            self._invalidator.stop()
-        self.usage.close()
-        self.writer.close()
-        self._pool.close()
+        self._ports.close()
         super().close()
 
-    def _ensure_invalidator(self) -> None:
-        """Start following other processes' changes before the cache holds anything."""
-        if self._invalidator is not None or not self.verifier.cache.enabled:
-            return
-        with self._invalidator_lock:
-            if self._invalidator is None:
-                invalidator = CacheInvalidator(
-                    self._database_url,
-                    self.verifier.cache,
-                    events_table=self._recorder.events_table_name,
-                    channel=self._recorder.channel_name,
-                    own_origin=self._recorder.origin,
-                )
-                invalidator.start()
-                self._invalidator = invalidator
-
     def _load(self, cls: type[A], aggregate_id: UUID, missing: type[LedgerError]) -> A:
-        try:
-            aggregate: object = self.repository.get(aggregate_id)
-        except AggregateNotFoundError:
-            raise missing from None
+        aggregate = self._get(aggregate_id)
         if not isinstance(aggregate, cls):
             raise missing
         return aggregate
@@ -300,8 +237,16 @@ class Ledger(Application[UUID]):
         self, credential_id: UUID
     ) -> tuple[Credential | None, Workspace | None]:
         """A credential and its workspace, replayed from one query (an exchange needs both)."""
+        read_streams = self._ports.read_streams
+        if read_streams is None:
+            credential = self._get(credential_id)
+            if not isinstance(credential, Credential):
+                return None, None
+            wid = credential.workspace_id
+            workspace = self._get(wid) if wid else None
+            return credential, workspace if isinstance(workspace, Workspace) else None
         streams: dict[UUID | str, LedgerAggregate | None] = {}
-        for stored in self._recorder.select_credential_and_workspace(credential_id):
+        for stored in read_streams(credential_id):
             event = self.mapper.to_domain_event(stored)
             assert isinstance(event, LedgerAggregate.Event)
             streams[stored.originator_id] = event.mutate(streams.get(stored.originator_id))
@@ -310,6 +255,12 @@ class Ledger(Application[UUID]):
             return None, None
         workspace = streams.get(credential.workspace_id) if credential.workspace_id else None
         return credential, workspace if isinstance(workspace, Workspace) else None
+
+    def _get(self, aggregate_id: UUID) -> object:
+        try:
+            return self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
 
     def _user_id(self, by: Principal) -> UUID:
         if by.kind is not TokenKind.PERSONAL_ACCESS_TOKEN or by.user_id is None:
@@ -327,7 +278,7 @@ class Ledger(Application[UUID]):
         The verifier's cache first (keyed by the token's hash); on a miss, format and checksum
         with no store access, then the credentials table (which commits with the events). A
         change made through this process is seen at once; one made by another process within
-        the propagation bound (``ledger.verifier``), never later than
+        the propagation bound (``ledger.application.verify``), never later than
         ``LEDGER_VERIFY_CACHE_MAX_TTL_S``.
         """
         # Not @query: a cache hit does no I/O, and the verifier translates its reads' errors.
@@ -402,8 +353,7 @@ class Ledger(Application[UUID]):
         user_id = self._user_id(by)
         credential_id = validation.uuid(token_id, InvalidTokenId)
         credential = self._load(Credential, credential_id, TokenNotFound)
-        if credential.kind is not TokenKind.PERSONAL_ACCESS_TOKEN or credential.user_id != user_id:
-            raise TokenNotFound
+        rules.check_personal_token_owner(credential, user_id)
         if credential.revoke(
             reason=RevocationReason.USER_REQUEST, at=self.clock.now(), actor=Actor.user(user_id)
         ):
@@ -567,11 +517,8 @@ class Ledger(Application[UUID]):
         if install is None:
             raise InvalidInstallToken
         install.check_exchangeable(now)
-        if workspace is None or install.created_by is None:
-            raise InvalidInstallToken
-        issuer_role = workspace.role_of(install.created_by)
-        if issuer_role is None or not issuer_role.can_administer:
-            raise IssuerNotAdmin
+        rules.check_issuer_still_admin(install, workspace)
+        assert workspace is not None
         token = issue(TokenKind.DAEMON_TOKEN)
         daemon_token_id = Credential.create_id(token.token_hash)
         actor = Actor.daemon(daemon_token_id)
@@ -608,8 +555,7 @@ class Ledger(Application[UUID]):
         workspace.check_administrator(user_id)
         credential_id = validation.uuid(token_id, InvalidTokenId)
         credential = self._load(Credential, credential_id, DaemonTokenNotFound)
-        if credential.kind is not TokenKind.DAEMON_TOKEN or credential.workspace_id != workspace.id:
-            raise DaemonTokenNotFound
+        rules.check_daemon_token_of(credential, workspace.id)
         if credential.revoke(
             reason=RevocationReason.ADMIN, at=self.clock.now(), actor=Actor.user(user_id)
         ):
@@ -626,15 +572,11 @@ class Ledger(Application[UUID]):
         row = self.credentials.get(cid)
         if row is None:
             raise CredentialNotFound
-        if row.token_kind is TokenKind.PERSONAL_ACCESS_TOKEN:
-            allowed = row.user_id == user_id
-        else:
-            assert row.workspace_id is not None
-            workspace = self._load(Workspace, row.workspace_id, CredentialNotFound)
-            role = workspace.role_of(user_id)
-            allowed = role is not None and role.can_administer
-        if not allowed:
-            raise CredentialNotFound
+        workspace_id = rules.history_workspace(row)
+        workspace = (
+            self._load(Workspace, workspace_id, CredentialNotFound) if workspace_id else None
+        )
+        rules.check_may_read_history(row, user_id, workspace)
         return self.audit.history(cid)
 
     @query

@@ -1,4 +1,7 @@
-"""What the ledger's operations return: plain frozen values, never aggregates."""
+"""What the ledger's operations return: plain frozen values, never aggregates.
+
+``Principal`` (who presented a token) is the domain's; it is named here too, for callers.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from ledger.adapters.credentials_table import CredentialRow
-from ledger.domain import TokenKind
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who presented a usable token: what auth middleware needs to authorize a request."""
-
-    credential_id: UUID
-    kind: TokenKind
-    user_id: UUID | None
-    workspace_id: UUID | None
-    daemon_id: str | None
-    expires_at: datetime | None
+from ledger.domain.credential_row import CredentialRow
+from ledger.domain.principal import Principal
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,3 +114,16 @@ class DaemonTokenInfo:
             revoked_at=row.revoked_at,
             last_used_at=row.last_used_at,
         )
+
+
+__all__ = [
+    "CreatedUser",
+    "DaemonTokenInfo",
+    "ExchangedDaemonToken",
+    "MintedInstallToken",
+    "MintedToken",
+    "Principal",
+    "TokenInfo",
+    "UserInfo",
+    "WorkspaceInfo",
+]

@@ -40,8 +40,9 @@
     └── ConcurrencyConflict              (internal: a stale write lost a race; retried, never shown)
 
 Lower-layer errors (psycopg, eventsourcing) are translated once, in
-``ledger.adapters.postgres.translate_store_errors``. ``HTTP_STATUS`` is the one table from
-error class to HTTP status; a unit test fails if a class is missing from it.
+``ledger.adapters.postgres.translate_store_errors``. The HTTP status of an error is its
+family's, drawn beside each family above (``ledger.entrypoints.fastapi.http_status``); a class
+answers with the status of its nearest family.
 
 Messages never contain a raw token: an error carries at most a credential id or a display prefix.
 """
@@ -281,47 +282,3 @@ class ConcurrencyConflict(LedgerError):
     """Raised when a write was based on a stale aggregate; the application reloads and retries."""
 
     code = "concurrency conflict"
-
-
-HTTP_STATUS: dict[type[LedgerError], int] = {
-    LedgerError: 500,
-    BadRequest: 400,
-    InvalidRequestBody: 400,
-    InvalidExpiresInDays: 400,
-    NameRequired: 400,
-    InvalidTokenId: 400,
-    InvalidWorkspaceId: 400,
-    InvalidUserId: 400,
-    InvalidRole: 400,
-    LastOwner: 400,
-    NotRenewable: 400,
-    DaemonIdRequired: 400,
-    MalformedInstallToken: 400,
-    InvalidQueryParameter: 400,
-    InvalidCredentialId: 400,
-    UnknownProjection: 400,
-    AuthenticationFailed: 401,
-    MissingAuthorization: 401,
-    InvalidToken: 401,
-    TokenNoLongerValid: 401,
-    InvalidInstallToken: 401,
-    InstallTokenAlreadyUsed: 401,
-    Forbidden: 403,
-    InsufficientPermissions: 403,
-    IssuerNotAdmin: 403,
-    NotFound: 404,
-    WorkspaceNotFound: 404,
-    TokenNotFound: 404,
-    DaemonTokenNotFound: 404,
-    MemberNotFound: 404,
-    UserNotFound: 404,
-    CredentialNotFound: 404,
-    Conflict: 409,
-    AlreadyMember: 409,
-    RequestTooLarge: 413,
-    ServiceUnavailable: 503,
-    SchemaMissing: 503,
-    ConcurrencyConflict: 503,
-}
-"""The one table from error class to HTTP status (a class, not a code: the contract uses
-``invalid_install_token`` for both a 400 and a 401)."""

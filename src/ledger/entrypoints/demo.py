@@ -15,8 +15,7 @@ from rich.table import Table
 
 from ledger.adapters import migrations
 from ledger.adapters.postgres import embedded_server, translate_store_errors, with_database
-from ledger.application import Ledger
-from ledger.bootstrap import open_ledger
+from ledger.bootstrap import PostgresLedger, build_ledger, open_ledger
 from ledger.config import Settings
 from ledger.domain import TokenKind, verify_chain
 from ledger.domain.errors import LedgerError
@@ -37,7 +36,7 @@ def run_demo(settings: Settings, console: Console) -> None:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
         url = with_database(server_url, DEMO_DATABASE)
         migrations.upgrade(url)
-        ledger = Ledger(url, settings=settings)
+        ledger = build_ledger(url, settings=settings)
         try:
             narrate(ledger, console)
         finally:
@@ -48,7 +47,7 @@ def _refusal(action: str, error: LedgerError) -> str:
     return f"{action} → refused: [yellow]{error.code}[/yellow]"
 
 
-def narrate(ledger: Ledger, console: Console) -> None:
+def narrate(ledger: PostgresLedger, console: Console) -> None:
     say = console.print
     say("[bold]ledger demo[/bold]: every step below is an event in PostgreSQL\n")
 

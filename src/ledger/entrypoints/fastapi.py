@@ -36,10 +36,16 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ledger.application import Ledger, Principal
 from ledger.domain import TokenKind
 from ledger.domain.errors import (
-    HTTP_STATUS,
     AuthenticationFailed,
+    BadRequest,
+    ConcurrencyConflict,
+    Conflict,
+    Forbidden,
     LedgerError,
     MissingAuthorization,
+    NotFound,
+    RequestTooLarge,
+    ServiceUnavailable,
 )
 
 BEARER_KINDS = frozenset({TokenKind.PERSONAL_ACCESS_TOKEN, TokenKind.DAEMON_TOKEN})
@@ -71,7 +77,7 @@ class LedgerAuth:
 
     ``allowed_kinds`` are the token kinds the routes take (personal access tokens by default);
     ``ledger`` returns the process's ``Ledger`` for a request (``app.state.ledger`` by default).
-    Failures raise ``ledger.errors`` exceptions: register ``add_error_handlers`` (or your own
+    Failures raise ``ledger.domain.errors`` exceptions: register ``add_error_handlers`` (or your own
     handler for ``LedgerError``) to answer them.
     """
 
@@ -95,9 +101,29 @@ class LedgerAuth:
         return self._ledger(request).verify(raw, self.allowed_kinds)
 
 
+FAMILY_STATUS: dict[type[LedgerError], int] = {
+    BadRequest: 400,
+    AuthenticationFailed: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    RequestTooLarge: 413,
+    ServiceUnavailable: 503,
+    ConcurrencyConflict: 503,
+    LedgerError: 500,
+}
+"""The HTTP status of each family of the error tree (``ledger.domain.errors``). Statuses follow
+classes, not codes: the contract uses ``invalid_install_token`` for both a 400 and a 401."""
+
+
+def http_status(error_class: type[LedgerError]) -> int:
+    """The status of the nearest family ``error_class`` belongs to."""
+    return next(FAMILY_STATUS[c] for c in error_class.__mro__ if c in FAMILY_STATUS)
+
+
 def error_response(error: LedgerError, **extra: str) -> JSONResponse:
-    """``{"error": code}`` with the status of ``HTTP_STATUS`` (the nearest mapped base class)."""
-    status = next(HTTP_STATUS[cls] for cls in type(error).__mro__ if cls in HTTP_STATUS)
+    """``{"error": code}`` with the status of the error's family (``http_status``)."""
+    status = http_status(type(error))
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, AuthenticationFailed) else None
     return JSONResponse({"error": error.code, **extra}, status_code=status, headers=headers)
 
@@ -114,9 +140,11 @@ def add_error_handlers(app: FastAPI) -> None:
 
 __all__ = [
     "BEARER_KINDS",
+    "FAMILY_STATUS",
     "LedgerAuth",
     "add_error_handlers",
     "bearer_token",
     "error_response",
+    "http_status",
     "ledger_of_app",
 ]

@@ -10,17 +10,11 @@ the recorder writes it in the event-insert transaction (``ledger.adapters.creden
 docs/adr/0005). See docs/adr/0009 for how the projections run.
 """
 
+from ledger.application.audit import AuditEvent, AuditPage, CredentialHistory, CredentialState
 from ledger.projections.audit_trail import EVENT_TYPES, AuditTrail
 from ledger.projections.credentials import Credentials
-from ledger.projections.queries import (
-    AuditEvent,
-    AuditPage,
-    AuditQueries,
-    CredentialHistory,
-    CredentialState,
-    states_as_of,
-)
-from ledger.projections.runner import NAMES, Projections, ProjectionStatus, rebuild_all
+from ledger.projections.queries import AuditQueries, states_as_of
+from ledger.projections.runner import NAMES, Projections, ProjectionStatus
 
 __all__ = [
     "EVENT_TYPES",
@@ -34,6 +28,5 @@ __all__ = [
     "Credentials",
     "ProjectionStatus",
     "Projections",
-    "rebuild_all",
     "states_as_of",
 ]

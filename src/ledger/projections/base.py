@@ -16,31 +16,22 @@ from __future__ import annotations
 import io
 from abc import abstractmethod
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from eventsourcing.projection import Projection
-from psycopg import Copy, Cursor, sql
+from psycopg import Copy, sql
 from psycopg.copy import FileWriter
-from psycopg.rows import DictRow
 
 from ledger.domain.base import LedgerAggregate
+from ledger.projections.positioned import Curs, Positioned
 
 if TYPE_CHECKING:
     from ledger.projections.eventlog import EventLog
 
 UPSTREAM = "Ledger"
 """The tracking rows' ``application_name``: the application whose events are projected."""
-
-Curs = Cursor[DictRow]
-
-
-class Positioned(NamedTuple):
-    """A decoded event and its position (notification id) in the ledger's event log."""
-
-    position: int
-    event: LedgerAggregate.Event
 
 
 def copy_data(curs: Curs, rows: Iterable[Sequence[Any]], types: Iterable[str]) -> bytes:
@@ -152,3 +143,13 @@ class LedgerProjection(Projection[TView], Generic[TView]):
             if isinstance(domain_event, LedgerAggregate.Event):
                 self.process_batch(curs, [Positioned(tracking.notification_id, domain_event)])
             self.view.advance(curs, tracking.notification_id)
+
+
+__all__ = [
+    "UPSTREAM",
+    "Curs",
+    "LedgerProjection",
+    "LedgerView",
+    "Positioned",
+    "copy_data",
+]

@@ -42,7 +42,7 @@ from psycopg import sql
 from psycopg.rows import tuple_row
 
 from ledger.domain.base import LedgerAggregate
-from ledger.projections.base import Curs, Positioned
+from ledger.projections.positioned import Curs, Positioned
 
 log = logging.getLogger(__name__)
 

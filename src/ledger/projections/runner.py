@@ -348,16 +348,3 @@ class Projections:
                 log.warning("projection runner lost its connection: %s", type(error).__name__)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
-
-
-def rebuild_all(database_url: str, *, batch_size: int = 5000) -> int:
-    """Rebuild every projection of the ledger at ``database_url`` from scratch; returns the
-    position reached (the notification id of the last event processed)."""
-    from ledger.application import Ledger  # noqa: PLC0415 - the application imports this module
-    from ledger.config import Settings  # noqa: PLC0415
-
-    ledger = Ledger(database_url, settings=Settings(projection_batch_size=batch_size))
-    try:
-        return ledger.projections.rebuild()
-    finally:
-        ledger.close()

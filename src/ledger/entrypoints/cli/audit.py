@@ -18,8 +18,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ledger.bootstrap import open_ledger
-from ledger.domain.errors import InvalidQueryParameter, LedgerError
-from ledger.entrypoints.cli.console import fail, load_settings, out, print_json
+from ledger.domain.errors import InvalidQueryParameter
+from ledger.entrypoints.cli.console import command_errors, out, print_json
 from ledger.projections import NAMES, AuditEvent, CredentialState
 from ledger.projections.queries import parse_instant
 
@@ -49,32 +49,24 @@ def _instant(value: str | None, field: str) -> datetime | None:
 @projections_app.command("run")
 def projections_run() -> None:
     """Follow the event store and keep every projection current (until SIGTERM / Ctrl-C)."""
-    settings = load_settings()
-    try:
-        with open_ledger(settings) as ledger:
-            runner = ledger.projections
+    with command_errors(as_json=False) as settings, open_ledger(settings) as ledger:
+        runner = ledger.projections
 
-            def stop(_signum: int, _frame: FrameType | None) -> None:
-                runner.stop()
+        def stop(_signum: int, _frame: FrameType | None) -> None:
+            runner.stop()
 
-            signal.signal(signal.SIGTERM, stop)
-            signal.signal(signal.SIGINT, stop)
-            out.print(f"following the event store for: {', '.join(NAMES)}")
-            runner.run_forever()
-    except LedgerError as error:
-        raise fail(error, as_json=False) from None
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        out.print(f"following the event store for: {', '.join(NAMES)}")
+        runner.run_forever()
     out.print("projection runner stopped")
 
 
 @projections_app.command("status")
 def projections_status(as_json: JsonOption = False) -> None:
     """Each projection's position and lag (events and seconds) behind the event store."""
-    settings = load_settings()
-    try:
-        with open_ledger(settings) as ledger:
-            rows = ledger.projections.status()
-    except LedgerError as error:
-        raise fail(error, as_json=as_json) from None
+    with command_errors(as_json=as_json) as settings, open_ledger(settings) as ledger:
+        rows = ledger.projections.status()
     if as_json:
         print_json(
             [
@@ -105,28 +97,24 @@ def projections_rebuild(
     as_json: JsonOption = False,
 ) -> None:
     """Rebuild projections from the event store, from scratch."""
-    settings = load_settings()
-    try:
-        with open_ledger(settings) as ledger:
-            names = ledger.projections.names(None if name is None else [name])
-            if as_json:
-                reached = ledger.projections.rebuild(names)
-            else:
-                with Progress(
-                    TextColumn("rebuilding {task.description}"),
-                    BarColumn(),
-                    MofNCompleteColumn(),
-                    TimeElapsedColumn(),
-                    console=out,
-                ) as progress:
-                    task = progress.add_task(", ".join(names), total=None)
+    with command_errors(as_json=as_json) as settings, open_ledger(settings) as ledger:
+        names = ledger.projections.names(None if name is None else [name])
+        if as_json:
+            reached = ledger.projections.rebuild(names)
+        else:
+            with Progress(
+                TextColumn("rebuilding {task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=out,
+            ) as progress:
+                task = progress.add_task(", ".join(names), total=None)
 
-                    def advance(position: int, target: int) -> None:
-                        progress.update(task, completed=position, total=target)
+                def advance(position: int, target: int) -> None:
+                    progress.update(task, completed=position, total=target)
 
-                    reached = ledger.projections.rebuild(names, progress=advance)
-    except LedgerError as error:
-        raise fail(error, as_json=as_json) from None
+                reached = ledger.projections.rebuild(names, progress=advance)
     if as_json:
         print_json({"rebuilt": names, "position": reached})
     else:
@@ -192,14 +180,11 @@ def audit_history(
     as_json: JsonOption = False,
 ) -> None:
     """A credential's current state and every event of it, oldest first."""
-    settings = load_settings()
-    try:
+    with command_errors(as_json=as_json) as settings:
         cid = _uuid(credential_id, "credential id")
         assert cid is not None
         with open_ledger(settings) as ledger:
             history = ledger.audit.history(cid)
-    except LedgerError as error:
-        raise fail(error, as_json=as_json) from None
     if as_json:
         print_json(history.to_json())
         return
@@ -219,8 +204,7 @@ def audit_events(  # noqa: PLR0917 - one option per filter of the contract
     as_json: JsonOption = False,
 ) -> None:
     """The audit feed, oldest first."""
-    settings = load_settings()
-    try:
+    with command_errors(as_json=as_json) as settings:
         ws, uid = _uuid(workspace, "workspace"), _uuid(user, "user")
         start, end = _instant(since, "since"), _instant(until, "until")
         with open_ledger(settings) as ledger:
@@ -233,8 +217,6 @@ def audit_events(  # noqa: PLR0917 - one option per filter of the contract
                 cursor=cursor,
                 limit=limit,
             )
-    except LedgerError as error:
-        raise fail(error, as_json=as_json) from None
     if as_json:
         print_json(page.to_json())
         return
@@ -251,14 +233,11 @@ def audit_valid_at(
     as_json: JsonOption = False,
 ) -> None:
     """The credentials usable at an instant, each with its state as of then."""
-    settings = load_settings()
-    try:
+    with command_errors(as_json=as_json) as settings:
         instant = parse_instant(at, "valid_at")
         ws, uid = _uuid(workspace, "workspace"), _uuid(user, "user")
         with open_ledger(settings) as ledger:
             states = ledger.audit.valid_at(instant, workspace=ws, user=uid)
-    except LedgerError as error:
-        raise fail(error, as_json=as_json) from None
     if as_json:
         print_json([s.to_json() for s in states])
         return

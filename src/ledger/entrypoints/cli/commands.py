@@ -7,18 +7,18 @@ is ever printed (set ``LEDGER_LOG_LEVEL=DEBUG`` to log details).
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from ledger.adapters import migrations
 from ledger.adapters.postgres import database_url
 from ledger.bootstrap import open_ledger
-from ledger.domain.errors import LedgerError
+from ledger.config import Settings
 from ledger.entrypoints.cli.audit import audit_app, projections_app
-from ledger.entrypoints.cli.console import err, fail, load_settings, out, print_json
+from ledger.entrypoints.cli.console import command_errors, err, out, print_json
 from ledger.entrypoints.demo import run_demo
 
 app = typer.Typer(
@@ -39,12 +39,8 @@ log = logging.getLogger("ledger.cli")
 @app.command()
 def migrate() -> None:
     """Create or upgrade every table the ledger owns (safe to repeat, and to run concurrently)."""
-    settings = load_settings()
-    try:
-        with database_url(settings) as url:
-            migrations.upgrade(url)
-    except LedgerError as error:
-        raise fail(error, as_json=False) from None
+    with command_errors(as_json=False) as settings, database_url(settings) as url:
+        migrations.upgrade(url)
     out.print("ledger schema is at head")
 
 
@@ -55,12 +51,8 @@ def users_create(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Create a user with an initial personal access token (valid 90 days, shown once)."""
-    settings = load_settings()
-    try:
-        with open_ledger(settings) as ledger:
-            created = ledger.create_user(name, email)
-    except LedgerError as error:
-        raise fail(error, as_json=as_json) from None
+    with command_errors(as_json=as_json) as settings, open_ledger(settings) as ledger:
+        created = ledger.create_user(name, email)
     data = {
         "user_id": str(created.user_id),
         "name": created.name,
@@ -87,27 +79,30 @@ def serve(
     """Run the HTTP service (embedded PostgreSQL unless LEDGER_DATABASE_URL is set)."""
     from ledger.entrypoints.http.server import serve as run_server  # noqa: PLC0415 - keeps other commands light
 
-    settings = load_settings()
-    try:
+    with command_errors(as_json=False) as settings:
         run_server(settings, host=host, port=port, workers=workers)
-    except LedgerError as error:
-        raise fail(error, as_json=False) from None
 
 
 @app.command()
 def demo() -> None:
     """Run a scripted credential lifecycle on a scratch database and narrate it."""
-    settings = load_settings()
-    try:
+    with command_errors(as_json=False) as settings:
         run_demo(settings, out)
-    except LedgerError as error:
-        raise fail(error, as_json=False) from None
+
+
+def _log_level() -> str:
+    """``LEDGER_LOG_LEVEL``, WARNING by default (an invalid configuration is reported by the
+    command itself, which loads the settings again)."""
+    try:
+        return Settings().log_level_or("WARNING")
+    except ValidationError:
+        return "WARNING"
 
 
 def main() -> None:
     """Console entry point."""
     logging.basicConfig(
-        level=os.environ.get("LEDGER_LOG_LEVEL", "WARNING").upper(),
+        level=_log_level(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     try:

@@ -1,10 +1,16 @@
-"""What every ``ledger`` command shares: settings, output, and errors as the contract's codes."""
+"""What every ``ledger`` command shares: settings, output, and errors as the contract's codes.
+
+A command runs its work inside ``command_errors``: invalid settings exit 2 naming the fields, a
+``LedgerError`` prints its code (``{"error": code}`` with ``--json``) and exits 1.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import typer
@@ -42,3 +48,13 @@ def fail(error: LedgerError, *, as_json: bool) -> typer.Exit:
         detail = f" ({error.detail})" if error.detail and error.detail != error.code else ""
         err.print(f"[red]error:[/red] {error.code}{detail}")
     return typer.Exit(1)
+
+
+@contextlib.contextmanager
+def command_errors(*, as_json: bool) -> Iterator[Settings]:
+    """The settings for a command's work; a ``LedgerError`` it raises is reported (``fail``)."""
+    settings = load_settings()
+    try:
+        yield settings
+    except LedgerError as error:
+        raise fail(error, as_json=as_json) from None

@@ -1,9 +1,9 @@
 """The FastAPI application: ``create_app(ledger)`` (no server needed; tests use it directly).
 
-Routes live one module per family in ``ledger.http.routes``; ``ROUTERS`` lists them. Background
+Routes live one module per family in ``routes``; ``ROUTERS`` lists them. Background
 work that lives as long as the app (e.g. a projection runner) is a *hook*: a function that takes
 the ``Ledger`` and returns a context manager, entered at start-up and exited at shutdown, in
-``create_app(..., hooks=[...])`` (``ledger.http.server.HOOKS`` for ``ledger serve``).
+``create_app(..., hooks=[...])`` (``server.HOOKS`` for ``ledger serve``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager
 from fastapi import APIRouter, FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from ledger.application import Ledger
+from ledger.bootstrap import PostgresLedger
 from ledger.entrypoints.http import errors
 from ledger.entrypoints.http.dependencies import MAX_BODY_BYTES
 from ledger.entrypoints.http.middleware import RequestMiddleware
@@ -33,7 +33,7 @@ ROUTERS: tuple[APIRouter, ...] = (
 )
 """Every route family of the service, in the order of the OpenAPI document."""
 
-Hook = Callable[[Ledger], AbstractContextManager[object]]
+Hook = Callable[[PostgresLedger], AbstractContextManager[object]]
 """Something that runs beside the app: entered at start-up, exited (in reverse) at shutdown."""
 
 DESCRIPTION = """\
@@ -45,7 +45,7 @@ each answer carries an `X-Request-ID` header (the client's, if it sent a sane on
 """
 
 
-def create_app(ledger: Ledger, *, hooks: Sequence[Hook] = ()) -> FastAPI:
+def create_app(ledger: PostgresLedger, *, hooks: Sequence[Hook] = ()) -> FastAPI:
     """The service on ``ledger``. The caller owns the ledger (closes it); hooks are entered
     when the app starts and exited, in reverse order, when it stops."""
 

@@ -1,4 +1,4 @@
-"""What routes depend on: the caller (``ledger.integrations.fastapi``), ids from the path, and
+"""What routes depend on: the caller (``ledger.entrypoints.fastapi``), ids from the path, and
 JSON bodies read after authentication.
 
 Dependencies run in the order a route declares them, and every route declares the caller
@@ -13,7 +13,8 @@ from uuid import UUID
 
 from fastapi import Depends, Path, Request
 
-from ledger.application import Ledger, Principal, validation
+from ledger.application import Principal, validation
+from ledger.bootstrap import PostgresLedger
 from ledger.domain import TokenKind
 from ledger.domain.errors import InvalidUserId, InvalidWorkspaceId, RequestTooLarge
 from ledger.entrypoints.fastapi import LedgerAuth, ledger_of_app
@@ -22,7 +23,7 @@ from ledger.entrypoints.http.models import RequestModel
 MAX_BODY_BYTES = 64 * 1024
 """The largest request body the service reads (the contract's bodies are a few hundred bytes)."""
 
-LedgerDep = Annotated[Ledger, Depends(ledger_of_app)]
+LedgerDep = Annotated[PostgresLedger, Depends(ledger_of_app)]
 User = Annotated[Principal, Depends(LedgerAuth({TokenKind.PERSONAL_ACCESS_TOKEN}))]
 """The caller of a user route: personal access tokens only."""
 Daemon = Annotated[Principal, Depends(LedgerAuth({TokenKind.DAEMON_TOKEN}))]

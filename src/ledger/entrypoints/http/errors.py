@@ -1,4 +1,4 @@
-"""Errors become answers here, once: ``{"error": code}`` with the status of ``HTTP_STATUS``.
+"""Errors become answers here, once: ``{"error": code}`` with its family's status.
 
 - ``LedgerError`` (raised by the ledger, the auth dependency, body parsing): its code and status.
 - Routing failures: 404 ``not found``, 405 ``method not allowed`` (no ``detail`` bodies).

@@ -39,7 +39,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from ledger.application import Ledger
+from ledger.bootstrap import PostgresLedger
 from ledger.domain.errors import LedgerError
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -93,8 +93,8 @@ class CacheStatsSync:
     scrape of this worker.
     """
 
-    def __init__(self, ledger: Ledger, interval_s: float = 5.0) -> None:
-        self._stats = ledger.verifier.cache.stats
+    def __init__(self, ledger: PostgresLedger, interval_s: float = 5.0) -> None:
+        self._stats = ledger.cache_stats()
         self._interval_s = interval_s
         self._lock = threading.Lock()
         self._hits = 0
@@ -128,7 +128,7 @@ class CacheStatsSync:
 class ProjectionLagSync:
     """Sets ``ledger_projection_lag_events`` from the tracking rows every ``interval_s``."""
 
-    def __init__(self, ledger: Ledger, interval_s: float = 5.0) -> None:
+    def __init__(self, ledger: PostgresLedger, interval_s: float = 5.0) -> None:
         self._projections = ledger.projections
         self._interval_s = interval_s
         self._stop = threading.Event()

@@ -3,7 +3,7 @@
 Routes read their bodies after authentication (``dependencies.json_body``), so FastAPI does not
 see them as body parameters; ``request_body`` declares each one on its route and
 ``finish_openapi`` adds their schemas to the document's components. FastAPI documents a 422
-answer for every route with parameters; the service never gives one (``ledger.http.errors``),
+answer for every route with parameters; the service never gives one (``errors``),
 so ``finish_openapi`` removes it.
 """
 

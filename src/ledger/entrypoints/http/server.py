@@ -36,14 +36,14 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ledger.adapters import migrations
 from ledger.adapters.postgres import database_url
-from ledger.bootstrap import check_schema
+from ledger.bootstrap import build_ledger, check_schema
 from ledger.config import Settings
 from ledger.entrypoints.http.logs import log_config
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from ledger.application import Ledger
+    from ledger.bootstrap import PostgresLedger
     from ledger.entrypoints.http.app import Hook
 
 log = logging.getLogger("ledger.http.server")
@@ -56,21 +56,21 @@ GRACEFUL_SHUTDOWN_S = 30
 
 
 @contextlib.contextmanager
-def _metrics_hook(ledger: Ledger) -> Iterator[None]:
+def _metrics_hook(ledger: PostgresLedger) -> Iterator[None]:
     from ledger.entrypoints.http import metrics  # noqa: PLC0415 - imported once PROMETHEUS_MULTIPROC_DIR is set
 
-    ledger.writer.on_batch = metrics.observe_batch
+    ledger.observe_writes(metrics.observe_batch)
     sync = metrics.CacheStatsSync(ledger)
     sync.start()
     try:
         yield
     finally:
         sync.stop()
-        ledger.writer.on_batch = None
+        ledger.observe_writes(None)
 
 
 @contextlib.contextmanager
-def _projections_hook(ledger: Ledger) -> Iterator[None]:
+def _projections_hook(ledger: PostgresLedger) -> Iterator[None]:
     """The projection runner, in every worker unless ``LEDGER_RUN_PROJECTIONS=false`` (workers
     take turns on the tracking rows' locks: ADR 0009), and its lag as a metric."""
     from ledger.entrypoints.http import metrics  # noqa: PLC0415 - see _metrics_hook
@@ -92,7 +92,6 @@ HOOKS: list[Hook] = [_metrics_hook, _projections_hook]
 
 def worker_app() -> FastAPI:
     """The uvicorn app factory, called once in each worker process."""
-    from ledger.application import Ledger  # noqa: PLC0415 - see _metrics_hook
     from ledger.entrypoints.http.app import create_app  # noqa: PLC0415
 
     settings = Settings()
@@ -101,7 +100,7 @@ def worker_app() -> FastAPI:
         msg = "worker_app needs LEDGER_DATABASE_URL (ledger serve sets it)"
         raise RuntimeError(msg)
     check_schema(url)
-    ledger = Ledger(url, settings=settings)
+    ledger = build_ledger(url, settings=settings)
     return create_app(ledger, hooks=[contextlib.closing, *HOOKS])
 
 
@@ -119,10 +118,6 @@ class NoDelayH11Protocol(H11Protocol):
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         super().connection_made(transport)
-
-
-def _log_level() -> str:
-    return os.environ.get("LEDGER_LOG_LEVEL", "INFO").upper()
 
 
 @contextlib.contextmanager
@@ -155,7 +150,7 @@ def serve(
 ) -> None:
     """Run the service until SIGTERM or SIGINT; raises ``SchemaMissing`` before listening if
     the configured database is not migrated."""
-    level = _log_level()
+    level = settings.log_level_or("INFO")
     logging.config.dictConfig(log_config(level))
     if "prometheus_client" in sys.modules:  # pragma: no cover - an embedding mistake
         log.warning("prometheus_client was imported before serve(): metrics are per worker")

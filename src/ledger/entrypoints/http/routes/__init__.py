@@ -1,1 +1,1 @@
-"""One module per route family; ``ledger.http.app.ROUTERS`` lists them (add yours there)."""
+"""One module per route family; ``app.ROUTERS`` lists them (add yours there)."""

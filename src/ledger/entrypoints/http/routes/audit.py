@@ -13,12 +13,13 @@ from uuid import UUID
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from ledger.application.audit import DEFAULT_LIMIT, MAX_LIMIT
 from ledger.domain.errors import InvalidQueryParameter
 from ledger.entrypoints.http.dependencies import LedgerDep, User, WorkspaceId
 from ledger.entrypoints.http.models import UtcDateTime
 from ledger.entrypoints.http.routes._errors import AUTH, errors
 from ledger.projections import EVENT_TYPES, AuditEvent, CredentialState
-from ledger.projections.queries import DEFAULT_LIMIT, MAX_LIMIT, parse_instant
+from ledger.projections.queries import parse_instant
 
 router = APIRouter(prefix="/api", tags=["audit"])
 

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from uuid import UUID
-
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from ledger.adapters.postgres import translate_store_errors
 from ledger.entrypoints.http import metrics
 from ledger.entrypoints.http.dependencies import LedgerDep
 from ledger.entrypoints.http.models import ErrorBody, StatusBody
@@ -27,9 +24,7 @@ async def healthz() -> StatusBody:
     responses={503: {"model": ErrorBody, "description": "`service unavailable`"}},
 )
 def readyz(ledger: LedgerDep) -> StatusBody:
-    # One primary-key read of the auth table: the server answers and the schema is there.
-    with translate_store_errors():
-        ledger.credentials.get(UUID(int=0))
+    ledger.ready()
     return StatusBody(status="ok")
 
 

@@ -1,0 +1,96 @@
+"""What the application needs from outside it, as protocols: adapters implement them and the
+composition root (``ledger.bootstrap``) plugs them in; in-memory fakes do in unit tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+
+from ledger.application.audit import AuditPage, CredentialHistory, CredentialState
+from ledger.application.verify import AuthRow, StoreErrors, UsageNotes, Verifier
+from ledger.domain.credential_row import CredentialRow
+from ledger.domain.model import TokenKind
+
+
+class CredentialReads(Protocol):
+    """The credentials' current states (the auth lookup table), exact once a command returns."""
+
+    def get(self, credential_id: UUID) -> CredentialRow | None: ...
+
+    def auth_row(self, credential_id: UUID) -> AuthRow | None: ...
+
+    def personal_access_tokens(self, user_id: UUID) -> list[CredentialRow]:
+        """The user's tokens that are not revoked (expired ones included), newest first."""
+        ...
+
+    def of_workspace(self, workspace_id: UUID, kind: TokenKind) -> list[CredentialRow]:
+        """Every credential of ``kind`` in the workspace, revoked ones included, newest first."""
+        ...
+
+    def live_issued_by(self, workspace_id: UUID, user_id: UUID) -> list[CredentialRow]:
+        """Unrevoked daemon tokens minted through the user's install tokens, and the user's
+        unconsumed, unrevoked install tokens (the member-removal cascade's candidates)."""
+        ...
+
+
+class AuditReads(Protocol):
+    """The auditors' read models; a query sees every command that returned before it."""
+
+    def history(self, credential_id: UUID) -> CredentialHistory: ...
+
+    def events(
+        self,
+        *,
+        workspace: UUID | None = None,
+        type: str | None = None,  # noqa: A002 - the contract's parameter name
+        since: datetime | None = None,
+        until: datetime | None = None,
+        cursor: str | None = None,
+        limit: int = ...,
+    ) -> AuditPage: ...
+
+    def valid_at(self, at: datetime, *, workspace: UUID | None = None) -> list[CredentialState]: ...
+
+
+WriteEvents = Callable[[list[StoredEvent], list[CredentialRow]], "list[int] | None"]
+"""Write one command's stored events and the credential rows they produce, atomically: their
+notification ids, or ``None`` when a stream moved since it was loaded (an optimistic race)."""
+
+ReadStreams = Callable[[UUID], list[StoredEvent]]
+"""The stored events of a credential and of its workspace, in one read (an exchange needs
+both)."""
+
+
+def _nothing() -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Ports:
+    """Everything the ``Ledger`` application talks to besides its event store."""
+
+    credentials: CredentialReads
+    verifier: Verifier
+    audit: AuditReads
+    write: WriteEvents
+    read_streams: ReadStreams | None = None
+    """``None``: the credential and its workspace are loaded one after the other."""
+    close: Callable[[], None] = field(default=_nothing)
+    """Stops what the adapters run (threads, pools); called by ``Ledger.close``."""
+
+
+__all__ = [
+    "AuditReads",
+    "AuthRow",
+    "CredentialReads",
+    "Ports",
+    "ReadStreams",
+    "StoreErrors",
+    "UsageNotes",
+    "WriteEvents",
+]
