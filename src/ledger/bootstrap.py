@@ -22,7 +22,7 @@ from eventsourcing.persistence import StoredEvent
 
 from ledger.adapters import migrations
 from ledger.adapters.credentials_table import CredentialsTable
-from ledger.adapters.invalidator import CacheInvalidator
+from ledger.adapters.invalidation import CacheInvalidator
 from ledger.adapters.postgres import (
     connection_pool,
     database_url,

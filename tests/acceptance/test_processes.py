@@ -1,9 +1,9 @@
 """Several ``ledger serve`` processes, the store going away, start-up checks, logs, metrics.
 
-Seen once while writing the drain test: a client that keeps sending on a keep-alive connection
-after SIGTERM was still served by one worker until uvicorn's graceful-shutdown timeout (30 s),
-whose cancelled request then got uvicorn's own plain-text 500. The drain test therefore stops
-its clients when it sends SIGTERM; the cause inside uvicorn is not pinned down yet.
+The drain test stops its clients when it sends SIGTERM: a client that keeps sending on a
+keep-alive connection after SIGTERM can be served by one worker until uvicorn's graceful-shutdown
+timeout (30 s), whose cancelled request then gets uvicorn's own plain-text 500 (the cause inside
+uvicorn is not pinned down).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg
 
-from ledger.adapters.invalidator import CacheInvalidator
+from ledger.adapters.invalidation import CacheInvalidator
 from ledger.application.verify import VerifierCache
 from ledger.bootstrap import PostgresLedger, build_ledger
 from ledger.config import Settings

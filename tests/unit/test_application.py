@@ -44,9 +44,10 @@ def test_a_new_users_token_verifies_to_them(ledger: Ledger) -> None:
     assert ledger.get_user(created.user_id).email == "ada@example.org"
 
 
-def test_mint_list_revoke_and_ownership(ledger: Ledger) -> None:
+def test_mint_list_revoke_and_ownership(ledger: Ledger, clock: ManualClock) -> None:
     me, _ = new_user(ledger)
     other, _ = new_user(ledger)
+    clock.advance(timedelta(seconds=1))  # listed newest first
     minted = ledger.mint_personal_access_token(me, "ci", 30)
     assert [t.name for t in ledger.list_personal_access_tokens(me)] == ["ci", "initial token"]
     with pytest.raises(TokenNotFound):

@@ -20,6 +20,7 @@ import logging
 import threading
 from uuid import UUID
 
+from ledger.adapters.background import Periodic
 from ledger.adapters.credentials_table import CredentialsTable
 from ledger.domain.clock import from_nanos
 
@@ -39,9 +40,7 @@ class UsageRecorder:
         # the last use noted, in nanoseconds since the epoch.
         self._buffer: dict[int, int] = {}
         self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._writer = Periodic("ledger-last-used", interval_s, self.flush, at_stop=True)
         self.dropped = 0
         self.writes = 0
 
@@ -67,16 +66,13 @@ class UsageRecorder:
         with self._lock:
             if key not in self._buffer and len(self._buffer) >= self._max_entries:
                 self.dropped += 1
-                self._wake.set()
+                self._writer.wake()
                 return
             seen = self._buffer.get(key)
             if seen is None or seen < at:
                 self._buffer[key] = at
-            if self._thread is None and self._interval_s > 0:
-                self._thread = threading.Thread(
-                    target=self._run, name="ledger-last-used", daemon=True
-                )
-                self._thread.start()
+            if self._interval_s > 0:
+                self._writer.start()
 
     def flush(self) -> None:
         """Write what is buffered now (also called on close)."""
@@ -99,17 +95,4 @@ class UsageRecorder:
 
     def close(self) -> None:
         """Stop the background writer and write what is left."""
-        self._stop.set()
-        self._wake.set()
-        thread = self._thread
-        if thread is not None:
-            thread.join()
-        self.flush()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(self._interval_s)
-            self._wake.clear()
-            if self._stop.is_set():
-                return
-            self.flush()
+        self._writer.stop()

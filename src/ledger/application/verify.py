@@ -16,7 +16,7 @@
   the database at full rate either.
 - Invalidation is by credential id (a map from id to digest finds the entry). The process that
   writes a change evicts the credentials it wrote as soon as the commit returns (exact). Every
-  other process runs a ``CacheInvalidator`` (``ledger.adapters.invalidator``) that LISTENs on
+  other process runs a ``CacheInvalidator`` (``ledger.adapters.invalidation``) that LISTENs on
   the events channel and tails the event log by notification id, evicting the id of every new
   event. It tracks its position, so
   a dropped connection loses nothing: it reconnects, and clears the whole cache before

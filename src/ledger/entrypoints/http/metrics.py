@@ -39,6 +39,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from ledger.adapters.background import Periodic
 from ledger.bootstrap import PostgresLedger
 from ledger.domain.errors import LedgerError
 
@@ -95,12 +96,10 @@ class CacheStatsSync:
 
     def __init__(self, ledger: PostgresLedger, interval_s: float = 5.0) -> None:
         self._stats = ledger.cache_stats()
-        self._interval_s = interval_s
         self._lock = threading.Lock()
         self._hits = 0
         self._misses = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="ledger-metrics-sync", daemon=True)
+        self._periodic = Periodic("ledger-metrics-sync", interval_s, self.sync, at_stop=True)
 
     def sync(self) -> None:
         with self._lock:
@@ -112,17 +111,10 @@ class CacheStatsSync:
             self._hits, self._misses = hits, misses
 
     def start(self) -> None:
-        self._thread.start()
+        self._periodic.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
-        self.sync()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval_s):
-            self.sync()
+        self._periodic.stop()
 
 
 class ProjectionLagSync:
@@ -130,9 +122,7 @@ class ProjectionLagSync:
 
     def __init__(self, ledger: PostgresLedger, interval_s: float = 5.0) -> None:
         self._projections = ledger.projections
-        self._interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="ledger-lag-sync", daemon=True)
+        self._periodic = Periodic("ledger-lag-sync", interval_s, self.sync, at_start=True)
 
     def sync(self) -> None:
         try:
@@ -143,17 +133,10 @@ class ProjectionLagSync:
             set_projection_lag(name, lag)
 
     def start(self) -> None:
-        self._thread.start()
+        self._periodic.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
-
-    def _run(self) -> None:
-        self.sync()
-        while not self._stop.wait(self._interval_s):
-            self.sync()
+        self._periodic.stop()
 
 
 def _hit_ratio(metrics: Iterable[Metric]) -> GaugeMetricFamily:
