@@ -167,7 +167,8 @@ class Ledger(Application[UUID]):
     # ----------------------------------------------------------------------- infrastructure
 
     def construct_env(self, name: str, env: Any = None) -> Environment:
-        # Configuration comes from Settings only: no stray POSTGRES_* variable may change it.
+        # The environment is the one given (by the composition root): no stray POSTGRES_*
+        # variable of the process may change it.
         return Environment(name, dict(env or {}))
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
