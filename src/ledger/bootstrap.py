@@ -19,6 +19,7 @@ from uuid import UUID
 
 import psycopg
 from eventsourcing.persistence import StoredEvent
+from psycopg import sql
 
 from ledger.adapters import migrations
 from ledger.adapters.credentials_table import CredentialsTable
@@ -26,8 +27,10 @@ from ledger.adapters.invalidation import CacheInvalidator
 from ledger.adapters.postgres import (
     connection_pool,
     database_url,
+    embedded_server,
     eventsourcing_env,
     translate_store_errors,
+    with_database,
 )
 from ledger.adapters.recorder import BatchCommand, LedgerRecorder
 from ledger.adapters.usage import UsageRecorder
@@ -191,18 +194,50 @@ def build_ledger(
     return PostgresLedger(database_url, settings or Settings(), clock)
 
 
+def migrate(settings: Settings) -> None:
+    """Create or upgrade every table of the ledger's database (``ledger migrate``)."""
+    with database_url(settings) as url:
+        migrations.upgrade(url)
+
+
 @contextlib.contextmanager
-def open_ledger(settings: Settings, *, clock: Clock | None = None) -> Iterator[PostgresLedger]:
-    """A ready ledger for ``settings``; closed (and an embedded server stopped) on exit.
+def prepared_database(settings: Settings) -> Iterator[str]:
+    """The URL of the ledger's database, at the schema's head; an embedded server is stopped
+    on exit.
 
     With no ``LEDGER_DATABASE_URL`` the embedded server is used and migrated on first use;
-    a configured server must have been migrated with ``ledger migrate``.
+    a configured server must have been migrated with ``ledger migrate`` (``SchemaMissing``).
     """
     with database_url(settings) as url:
         if settings.database_url is None:
             migrations.upgrade(url)
         check_schema(url)
+        yield url
+
+
+@contextlib.contextmanager
+def open_ledger(settings: Settings, *, clock: Clock | None = None) -> Iterator[PostgresLedger]:
+    """A ready ledger for ``settings`` (``prepared_database``); closed on exit."""
+    with prepared_database(settings) as url:
         ledger = build_ledger(url, settings, clock=clock)
+        try:
+            yield ledger
+        finally:
+            ledger.close()
+
+
+@contextlib.contextmanager
+def scratch_ledger(settings: Settings, dbname: str) -> Iterator[PostgresLedger]:
+    """A ledger on a database ``dbname`` of the embedded server, dropped and created anew
+    (``ledger demo``: never mixed with real data); closed, and the server stopped, on exit."""
+    with embedded_server(settings.data_dir) as server_url:
+        with translate_store_errors(), psycopg.connect(server_url, autocommit=True) as conn:
+            name = sql.Identifier(dbname)
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
+        url = with_database(server_url, dbname)
+        migrations.upgrade(url)
+        ledger = build_ledger(url, settings)
         try:
             yield ledger
         finally:

@@ -8,14 +8,10 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-import psycopg
-from psycopg import sql
 from rich.console import Console
 from rich.table import Table
 
-from ledger.adapters import migrations
-from ledger.adapters.postgres import embedded_server, translate_store_errors, with_database
-from ledger.bootstrap import PostgresLedger, build_ledger, open_ledger
+from ledger.bootstrap import PostgresLedger, open_ledger, scratch_ledger
 from ledger.config import Settings
 from ledger.domain import TokenKind, verify_chain
 from ledger.domain.errors import LedgerError
@@ -29,18 +25,8 @@ def run_demo(settings: Settings, console: Console) -> None:
         with open_ledger(settings) as ledger:
             narrate(ledger, console)
         return
-    with embedded_server(settings.data_dir) as server_url:
-        with translate_store_errors(), psycopg.connect(server_url, autocommit=True) as conn:
-            name = sql.Identifier(DEMO_DATABASE)
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
-        url = with_database(server_url, DEMO_DATABASE)
-        migrations.upgrade(url)
-        ledger = build_ledger(url, settings=settings)
-        try:
-            narrate(ledger, console)
-        finally:
-            ledger.close()
+    with scratch_ledger(settings, DEMO_DATABASE) as ledger:
+        narrate(ledger, console)
 
 
 def _refusal(action: str, error: LedgerError) -> str:

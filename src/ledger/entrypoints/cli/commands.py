@@ -13,8 +13,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from ledger.adapters import migrations
-from ledger.adapters.postgres import database_url
+from ledger.bootstrap import migrate as migrate_database
 from ledger.bootstrap import open_ledger
 from ledger.config import Settings
 from ledger.entrypoints.cli.audit import audit_app, projections_app
@@ -39,8 +38,8 @@ log = logging.getLogger("ledger.cli")
 @app.command()
 def migrate() -> None:
     """Create or upgrade every table the ledger owns (safe to repeat, and to run concurrently)."""
-    with command_errors(as_json=False) as settings, database_url(settings) as url:
-        migrations.upgrade(url)
+    with command_errors(as_json=False) as settings:
+        migrate_database(settings)
     out.print("ledger schema is at head")
 
 

@@ -34,9 +34,7 @@ from typing import TYPE_CHECKING
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from ledger.adapters import migrations
-from ledger.adapters.postgres import database_url
-from ledger.bootstrap import build_ledger, check_schema
+from ledger.bootstrap import build_ledger, check_schema, prepared_database
 from ledger.config import Settings
 from ledger.entrypoints.http.logs import log_config
 
@@ -154,10 +152,7 @@ def serve(
     logging.config.dictConfig(log_config(level))
     if "prometheus_client" in sys.modules:  # pragma: no cover - an embedding mistake
         log.warning("prometheus_client was imported before serve(): metrics are per worker")
-    with _exit_signals_recorded(), database_url(settings) as url:
-        if settings.database_url is None:
-            migrations.upgrade(url)
-        check_schema(url)
+    with _exit_signals_recorded(), prepared_database(settings) as url:
         with tempfile.TemporaryDirectory(prefix="ledger-metrics-") as metrics_dir:
             os.environ["LEDGER_DATABASE_URL"] = url
             os.environ[MULTIPROC_ENV] = metrics_dir
