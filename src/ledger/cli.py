@@ -15,6 +15,7 @@ import typer
 
 from ledger import migrations
 from ledger.adapters.postgres import database_url
+from ledger.application import validation
 from ledger.audit_cli import audit_app, projections_app
 from ledger.console import err, fail, load_settings, out, print_json
 from ledger.demo import run_demo
@@ -55,6 +56,12 @@ def users_create(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Create a user with an initial personal access token (valid 90 days, shown once)."""
+    try:
+        # The input rules first: a refused name or e-mail address never opens the store.
+        validation.name(name)
+        validation.email(email)
+    except LedgerError as error:
+        raise fail(error, as_json=as_json) from None
     settings = load_settings()
     try:
         with open_ledger(settings) as ledger:

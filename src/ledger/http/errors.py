@@ -1,7 +1,8 @@
 """Errors become answers here, once: ``{"error": code}`` with the status of ``HTTP_STATUS``.
 
 - ``LedgerError`` (raised by the ledger, the auth dependency, body parsing): its code and status.
-- Routing failures: 404 ``not found``, 405 ``method not allowed`` (no ``detail`` bodies).
+- Routing failures: 404 ``not found``, 405 ``method not allowed`` (with ``Allow`` naming every
+  method of every route at that path).
 - ``RequestValidationError`` (FastAPI's own checks; routes parse their bodies themselves, so this
   is a safety net): 400 ``invalid request body`` — FastAPI's 422 never reaches a client.
 - Anything else: ``RequestMiddleware`` answers 500 ``internal error`` with the request id.
@@ -36,11 +37,25 @@ async def ledger_error(request: Request, error: Exception) -> Response:
     return error_response(error)
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method some route takes at this path (Starlette names only the first route's)."""
+    path = request.url.path
+    methods: set[str] = set()
+    for route in request.app.routes:
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(path) and getattr(route, "methods", None):
+            methods.update(route.methods)
+    return ", ".join(sorted(methods))
+
+
 async def http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, HTTPException)
     code = HTTPStatus(error.status_code).phrase.lower()
     _remember(request, code)
-    return JSONResponse({"error": code}, status_code=error.status_code, headers=error.headers)
+    headers = dict(error.headers or {})
+    if error.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
+        headers["Allow"] = _allowed_methods(request)
+    return JSONResponse({"error": code}, status_code=error.status_code, headers=headers)
 
 
 async def validation_error(request: Request, error: Exception) -> Response:

@@ -91,10 +91,17 @@ class LedgerAuth:
 
 
 def error_response(error: LedgerError, **extra: str) -> JSONResponse:
-    """``{"error": code}`` with the status of ``HTTP_STATUS`` (the nearest mapped base class)."""
+    """``{"error": code}`` with the status of ``HTTP_STATUS`` (the nearest mapped base class).
+
+    A client error (4xx) whose ``detail`` says more than its code also carries it as
+    ``"detail"``: one sentence about the caller's own input. A server error never does (its
+    detail names internals)."""
     status = next(HTTP_STATUS[cls] for cls in type(error).__mro__ if cls in HTTP_STATUS)
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, AuthenticationFailed) else None
-    return JSONResponse({"error": error.code, **extra}, status_code=status, headers=headers)
+    body = {"error": error.code}
+    if status < 500 and error.detail and error.detail != error.code:
+        body["detail"] = error.detail
+    return JSONResponse({**body, **extra}, status_code=status, headers=headers)
 
 
 async def _ledger_error(_: Request, error: Exception) -> JSONResponse:
