@@ -97,12 +97,24 @@ def test_a_hostile_valid_at_is_400(api: Api, shared_world: World, valid_at: str)
     _refused(response, "invalid query parameter")
 
 
-def test_a_leap_second_is_read_as_the_instant_after_it(api: Api, shared_world: World) -> None:
-    response = api.get(
-        f"/api/workspaces/{shared_world.workspace_id}/credentials?valid_at=2016-12-31T23:59:60Z",
-        token=shared_world.owner.token,
-    )
+@pytest.mark.parametrize(
+    "valid_at",
+    [
+        "2016-12-31T23:59:60Z",  # a leap second: read as the instant after it
+        "9999-12-31T23:59:59-23:59",  # past year 9999 in UTC
+        "0001-01-01T00:00:00%2B23:59",  # before year 1 in UTC
+        "2026-11-30t12:00:00.123456789z",  # lower case and nanoseconds are RFC 3339 too
+    ],
+)
+def test_an_extreme_but_valid_instant_is_answered(
+    api: Api, shared_world: World, valid_at: str
+) -> None:
+    base = f"/api/workspaces/{shared_world.workspace_id}"
+    token = shared_world.owner.token
+    response = api.get(f"{base}/credentials?valid_at={valid_at}", token=token)
     assert response.status_code == 200, response.text
+    feed = api.get(f"{base}/audit?since={valid_at}&until={valid_at}", token=token)
+    assert feed.status_code == 200, feed.text
 
 
 def test_a_huge_number_of_days_is_400(api: Api, operator: Operator) -> None:
