@@ -53,14 +53,22 @@ def test_an_email_with_a_control_character_is_refused() -> None:
             validation.email(value)
 
 
+def test_the_length_limit_counts_the_text_as_given() -> None:
+    assert validation.name(" " + "x" * 99) == "x" * 99
+    with pytest.raises(NameRequired, match="at most 100"):
+        validation.name(" " + "x" * 100)
+    with pytest.raises(DaemonIdRequired, match="at most 128"):
+        validation.daemon_id("d" * 128 + " ")
+
+
 def test_text_outside_the_control_range_is_taken() -> None:
     assert validation.name("café ☕ \u0085x") == "café ☕ \u0085x"
     assert validation.daemon_id("box-\u00a01") == "box-\u00a01"
 
 
-@given(st.text(max_size=100))
-def test_the_published_pattern_agrees_with_the_ledgers_rule(value: str) -> None:
-    pattern_says = re.fullmatch(TEXT_PATTERN, value) is not None
+@given(st.text(max_size=110) | st.text(alphabet=" \u00a0\u3000x", min_size=95, max_size=105))
+def test_the_published_schema_agrees_with_the_ledgers_rule(value: str) -> None:
+    pattern_says = re.fullmatch(TEXT_PATTERN, value) is not None and len(value) <= 100
     try:
         validation.name(value)
     except NameRequired:

@@ -37,22 +37,23 @@ def has_control_character(value: str) -> bool:
 
 
 def _text(value: Any, field: str, limit: int, error: type[LedgerError]) -> str:
-    """``value`` trimmed: a string of 1..``limit`` characters with no control character."""
+    """``value`` trimmed: a string of at most ``limit`` characters as given (the limit the
+    published schema states), with no control character and not blank."""
     if not isinstance(value, str):
         raise error(f"{field} must be a string")
+    if len(value) > limit:
+        raise error(f"{field} must be at most {limit} characters")
     if has_control_character(value):
         raise error(f"{field} must not contain control characters")
     stripped = value.strip()
     if not stripped:
         raise error(f"{field} must not be blank")
-    if len(stripped) > limit:
-        raise error(f"{field} must be at most {limit} characters")
     return stripped
 
 
 def name(value: Any) -> str:
-    """A display name: 1..100 characters once surrounding white space is dropped, no control
-    character."""
+    """A display name: at most 100 characters, not blank, no control character; returned
+    without its surrounding white space."""
     return _text(value, "name", MAX_NAME_LENGTH, NameRequired)
 
 
@@ -85,7 +86,8 @@ def role(value: Any) -> Role:
 
 
 def daemon_id(value: Any) -> str:
-    """A daemon id: 1..128 characters once trimmed, no control character."""
+    """A daemon id: at most 128 characters, not blank, no control character; returned without
+    its surrounding white space."""
     return _text(value, "daemon_id", MAX_DAEMON_ID_LENGTH, DaemonIdRequired)
 
 

@@ -112,17 +112,18 @@ class RequestModel(BaseModel):
 
     @classmethod
     def _translate(cls, error: PydanticValidationError) -> LedgerError:
-        fields: set[str] = set()
+        fields: dict[str, str] = {}
         for detail in error.errors(include_url=False, include_input=False):
             location = detail["loc"]
             if not location or location[0] not in cls.model_fields:
                 if detail["type"] == "json_invalid":
                     return cls.body_error("the body is not valid JSON")
                 return cls.body_error("the body is not a JSON object")
-            fields.add(str(location[0]))
+            fields.setdefault(str(location[0]), detail["type"])
         # The first failing field in declaration order: the order the ledger checks them in.
         first = next(name for name in cls.model_fields if name in fields)
-        return cls.field_errors.get(first, InvalidRequestBody)(f"{first} has the wrong type")
+        wrong = "has the wrong type" if fields[first].endswith("_type") else "is not valid"
+        return cls.field_errors.get(first, InvalidRequestBody)(f"{first} {wrong}")
 
 
 class CreateTokenRequest(RequestModel):
@@ -195,8 +196,10 @@ class ExchangeRequest(RequestModel):
 
     token: StrictStr | None = Field(
         default=None,
-        description="the install token (`mit_…`)",
-        json_schema_extra={"minLength": 1, "maxLength": MAX_TOKEN_TEXT},
+        description="the install token (`mit_…`); longer than 64 characters, malformed or "
+        "failing its checksum: 400 `invalid_install_token`",
+        min_length=1,
+        max_length=MAX_TOKEN_TEXT,
     )
     daemon_id: DaemonId | None = Field(
         default=None,
