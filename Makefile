@@ -40,7 +40,7 @@ bench: $(STAMP)
 # A long schema-driven fuzzing run against a live `ledger serve` (at least 10,000 requests; the
 # test suite runs the same test with 20 examples per operation).
 fuzz: $(STAMP)
-	TZ=UTC LEDGER_FUZZ_EXAMPLES=400 LEDGER_FUZZ_MIN_REQUESTS=10000 \
+	TZ=UTC LEDGER_FUZZ_EXAMPLES=800 LEDGER_FUZZ_MIN_REQUESTS=10000 \
 		$(BIN)/pytest tests/acceptance/test_fuzz.py -q -p no:cacheprovider
 
 clean:
