@@ -1,0 +1,208 @@
+"""No stored value stops a projection: catch-up, rebuild and the audit queries over a poisoned
+store (``tests/integration/hostile.py``), on real PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+import pytest
+
+from ledger.application import Ledger
+from ledger.clock import ManualClock
+from ledger.config import Settings
+from ledger.domain import TokenKind
+from ledger.projections import NAMES
+from ledger.projections import audit_trail as audit_trail_module
+from ledger.projections.problems import MAX_TEXT, REJECTED_BY_STORE
+from tests.integration.conftest import START, fresh_database, new_user
+from tests.integration.hostile import CONTROL_DAEMON_ID, NUL_NAME, Poisoned, poison
+
+SAFE_NUL_NAME = "a\u2400b"  # ␀
+SAFE_CONTROL_DAEMON_ID = "d\u2401\u241b[2J\u2421x"  # ␁ ␛ … ␡
+
+
+@pytest.fixture
+def fresh(server_url: str, settings: Settings) -> Iterator[tuple[str, Ledger, ManualClock]]:
+    """A ledger on a database of its own (a poisoned store is no other test's business), with
+    small batches so that bad events fall at a batch's start, middle and end."""
+    url = fresh_database(server_url)
+    clock = ManualClock(START)
+    small = Settings(**{**settings.model_dump(), "projection_batch_size": 4})
+    ledger = Ledger(url, settings=small, clock=clock)
+    try:
+        yield url, ledger, clock
+    finally:
+        ledger.close()
+
+
+def expected_problems(poisoned: Poisoned) -> dict[tuple[str, int], str]:
+    both = {(name, p): code for name in NAMES for p, code in poisoned.problems.items()}
+    return both | {("audit_trail", p): code for p, code in poisoned.audit_only.items()}
+
+
+def recorded_problems(ledger: Ledger) -> dict[tuple[str, int], str]:
+    return {(e.projection, e.position): e.problem for e in ledger.projections.errors(limit=1000)}
+
+
+def traffic_after(ledger: Ledger, clock: ManualClock, poisoned: Poisoned) -> dict[str, Any]:
+    """Ordinary commands after the hostile events, in the poisoned workspace too."""
+    clock.advance(timedelta(minutes=1))
+    owner = poisoned.owner
+    pat = ledger.mint_personal_access_token(owner, "after", 30)
+    ledger.revoke_personal_access_token(owner, pat.info.id)
+    member, _ = new_user(ledger, "member")
+    ledger.add_member(owner, poisoned.workspace_id, member.user_id, "admin")
+    install = ledger.mint_install_token(owner, poisoned.workspace_id)
+    daemon = ledger.exchange_install_token(install.token, "daemon-after")
+    return {"pat": pat.info.id, "install": install.id, "daemon": daemon.token_id, "member": member}
+
+
+def table_rows(url: str) -> dict[str, list[tuple[Any, ...]]]:
+    with psycopg.connect(url) as conn:
+        return {
+            "audit": conn.execute("SELECT * FROM ledger_audit ORDER BY position").fetchall(),
+            "credentials": conn.execute(
+                "SELECT * FROM ledger_credentials_view ORDER BY credential_id"
+            ).fetchall(),
+            "errors": conn.execute(
+                "SELECT * FROM ledger_projection_errors ORDER BY projection, position"
+            ).fetchall(),
+        }
+
+
+def audit_positions(url: str) -> set[int]:
+    with psycopg.connect(url) as conn:
+        return {p for (p,) in conn.execute("SELECT position FROM ledger_audit").fetchall()}
+
+
+def assert_queries_work(ledger: Ledger, clock: ManualClock, poisoned: Poisoned, after: Any) -> None:
+    """History, the workspace feed and ``valid_at`` answer, with hostile text in a safe form
+    and every event after the hostile ones present."""
+    feed = ledger.workspace_audit(poisoned.owner, poisoned.workspace_id, limit=1000)
+    created = feed.events[0]
+    assert (created.type, created.data["name"]) == ("member_added", SAFE_NUL_NAME)
+    daemon_ids = [e.data.get("daemon_id") for e in feed.events if e.type == "minted"]
+    assert SAFE_CONTROL_DAEMON_ID in daemon_ids
+    assert "daemon-after" in daemon_ids
+    assert any(len(d or "") == MAX_TEXT and (d or "").endswith("…") for d in daemon_ids)
+    added = [
+        e for e in feed.events if e.type == "member_added" and e.user_id == after["member"].user_id
+    ]
+    assert len(added) == 1
+
+    control = ledger.audit.history(poisoned.control_daemon)
+    assert control.credential.daemon_id == SAFE_CONTROL_DAEMON_ID
+    long = ledger.audit.history(poisoned.long_daemon)
+    assert long.credential.daemon_id is not None
+    assert len(long.credential.daemon_id) == MAX_TEXT
+    nul = ledger.audit.history(poisoned.nul_pat)
+    assert nul.credential.name == "n\u2400me"
+    assert nul.credential.revoked_reason == "bad\u2400reason"
+    assert [e.type for e in nul.events] == ["minted", "revoked"]
+    assert ledger.audit.history(poisoned.surrogate_pat).credential.name == "laptop \ufffd"
+    wrong = ledger.audit.history(poisoned.wrong_types_pat)
+    assert [e.type for e in wrong.events] == ["minted", "revoked"]  # renewal, revocation skipped
+    assert wrong.credential.revoked_reason == '{"nested": ["x"]}'
+    pat = ledger.audit.history(after["pat"])
+    assert [e.type for e in pat.events] == ["minted", "revoked"]
+
+    usable = ledger.workspace_valid_at(poisoned.owner, poisoned.workspace_id, clock.now())
+    assert {s.credential_id for s in usable} >= {
+        poisoned.control_daemon,
+        poisoned.long_daemon,
+        after["daemon"],
+    }
+    assert all(s.kind == TokenKind.DAEMON_TOKEN for s in usable)
+
+
+def test_live_runner_projects_every_event_after_the_hostile_ones(
+    fresh: tuple[str, Ledger, ManualClock],
+) -> None:
+    url, ledger, clock = fresh
+    ledger.projections.start()
+    owner, _ = new_user(ledger, "owner")
+    poisoned = poison(ledger, clock, owner)
+    after = traffic_after(ledger, clock, poisoned)
+
+    ledger.projections.wait_current()
+
+    assert_queries_work(ledger, clock, poisoned, after)
+    assert recorded_problems(ledger) == expected_problems(poisoned)
+    status = {s.name: s for s in ledger.projections.status()}
+    assert all(s.position == s.head and s.lag_events == 0 for s in status.values())
+    for name, s in status.items():
+        codes = [
+            code
+            for (projection, _), code in expected_problems(poisoned).items()
+            if projection == name
+        ]
+        assert s.sanitized == codes.count("unsafe_text")
+        assert s.skipped == len(codes) - s.sanitized
+    assert (status["audit_trail"].sanitized, status["audit_trail"].skipped) == (7, 8)
+    assert table_rows(url)["errors"]  # committed with the rows
+
+
+def test_rebuild_over_a_poisoned_store_equals_the_live_projection(
+    fresh: tuple[str, Ledger, ManualClock],
+) -> None:
+    url, ledger, clock = fresh
+    owner, _ = new_user(ledger, "owner")
+    poisoned = poison(ledger, clock, owner)
+    after = traffic_after(ledger, clock, poisoned)
+    ledger.projections.wait_current()
+    live = table_rows(url)
+
+    reached = ledger.projections.rebuild()
+
+    assert reached == ledger.projections.head()
+    assert table_rows(url) == live
+    assert recorded_problems(ledger) == expected_problems(poisoned)
+    assert_queries_work(ledger, clock, poisoned, after)
+
+
+def test_a_row_the_store_refuses_is_isolated_and_the_batch_written(
+    fresh: tuple[str, Ledger, ManualClock], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Were a value to reach the database unchecked (here: the audit trail's check switched
+    off, so a NUL reaches ``jsonb``), the batch is bisected under savepoints down to the
+    refused event; the rest of the batch and every batch after it are written."""
+    url, ledger, clock = fresh
+    owner, _ = new_user(ledger, "owner")
+    poisoned = poison(ledger, clock, owner)
+    after = traffic_after(ledger, clock, poisoned)
+    ledger.projections.wait_current()
+    checked = audit_positions(url)
+    check = audit_trail_module.AUDIT_CHECK
+
+    def types_only(row: Sequence[Any], notes: list[str]) -> Sequence[Any]:
+        check(row, notes)  # refuses ids and instants of the wrong type
+        return row  # but lets text through as it is
+
+    monkeypatch.setattr(audit_trail_module, "AUDIT_CHECK", types_only)
+    ledger.projections.batch_size = 1000  # the whole log in one batch
+    created = next(p for p, code in poisoned.audit_only.items() if code == "unsafe_text")
+
+    ledger.projections.rebuild(["audit_trail"])
+
+    problems = {e.position: e.problem for e in ledger.projections.errors("audit_trail")}
+    refused = {p for p, code in problems.items() if code == REJECTED_BY_STORE}
+    assert created in refused  # jsonb cannot hold \u0000
+    assert refused <= {created, *poisoned.problems}
+    assert audit_positions(url) == checked - refused
+    assert ledger.projections.status()[0].lag_events == 0
+    assert ledger.audit.history(after["pat"]).events[-1].type == "revoked"
+
+
+def test_the_poisoned_workspace_still_works_for_commands(
+    fresh: tuple[str, Ledger, ManualClock],
+) -> None:
+    _, ledger, clock = fresh
+    owner, _ = new_user(ledger, "owner")
+    poisoned = poison(ledger, clock, owner)
+    # The write model keeps what was stored.
+    assert ledger.get_workspace(owner, poisoned.workspace_id).name == NUL_NAME
+    tokens = {t.daemon_id for t in ledger.list_daemon_tokens(owner, poisoned.workspace_id)}
+    assert CONTROL_DAEMON_ID in tokens
