@@ -31,6 +31,8 @@ NUL_NAME = "a\x00b"
 CONTROL_DAEMON_ID = "d\x01\x1b[2J\x7fx"
 LONG_DAEMON_ID = "x" * 100_000
 SURROGATE_NAME = "laptop \ud800"
+MARKUP_NAME = "[/] :smile: [bold]"
+"""Valid under any input rule, but Rich markup: a table that read it as markup would fail."""
 NEWER_TOPIC = "ledger.domain.credential:Credential.Suspended"
 
 
@@ -45,6 +47,7 @@ class Poisoned:
     nul_pat: UUID
     surrogate_pat: UUID
     wrong_types_pat: UUID
+    markup_pat: UUID
     problems: dict[int, str] = field(default_factory=dict)
     """Position → the problem code a projection that reads the event records."""
     audit_only: dict[int, str] = field(default_factory=dict)
@@ -117,6 +120,8 @@ def poison(ledger: Ledger, clock: ManualClock, owner: UserPrincipal) -> Poisoned
     [created] = ledger.save(workspace)
     control_daemon, control_minted = _daemon(ledger, owner, workspace.id, CONTROL_DAEMON_ID)
     long_daemon, long_minted = _daemon(ledger, owner, workspace.id, LONG_DAEMON_ID)
+
+    markup_pat = ledger.mint_personal_access_token(owner, MARKUP_NAME, 30).info.id
 
     # A NUL in a token's name and in a revocation reason: the events table holds them.
     nul_pat = _pat(owner, now, "n\x00me")
@@ -191,6 +196,7 @@ def poison(ledger: Ledger, clock: ManualClock, owner: UserPrincipal) -> Poisoned
         nul_pat=nul_pat.id,
         surrogate_pat=surrogate_pat.id,
         wrong_types_pat=wrong,
+        markup_pat=markup_pat,
         problems=problems,
         audit_only=audit_only,
     )

@@ -3,22 +3,33 @@ store (``tests/integration/hostile.py``), on real PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from typing import Any
 
 import psycopg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from ledger.application import Ledger
 from ledger.clock import ManualClock
 from ledger.config import Settings
 from ledger.domain import TokenKind
+from ledger.http.metrics import ProjectionLagSync, render
 from ledger.projections import NAMES
 from ledger.projections import audit_trail as audit_trail_module
-from ledger.projections.problems import MAX_TEXT, REJECTED_BY_STORE
+from ledger.projections.problems import MAX_TEXT, PROBLEMS, REJECTED_BY_STORE
 from tests.integration.conftest import START, fresh_database, new_user
-from tests.integration.hostile import CONTROL_DAEMON_ID, NUL_NAME, Poisoned, poison
+from tests.integration.hostile import (
+    CONTROL_DAEMON_ID,
+    MARKUP_NAME,
+    NEWER_TOPIC,
+    NUL_NAME,
+    Poisoned,
+    poison,
+)
+from tests.integration.test_cli import ledger_cli
 
 SAFE_NUL_NAME = "a\u2400b"  # ␀
 SAFE_CONTROL_DAEMON_ID = "d\u2401\u241b[2J\u2421x"  # ␁ ␛ … ␡
@@ -206,3 +217,73 @@ def test_the_poisoned_workspace_still_works_for_commands(
     assert ledger.get_workspace(owner, poisoned.workspace_id).name == NUL_NAME
     tokens = {t.daemon_id for t in ledger.list_daemon_tokens(owner, poisoned.workspace_id)}
     assert CONTROL_DAEMON_ID in tokens
+
+
+def test_status_and_the_metric_report_what_each_projection_recorded(
+    fresh: tuple[str, Ledger, ManualClock],
+) -> None:
+    _, ledger, clock = fresh
+    owner, _ = new_user(ledger, "owner")
+    poisoned = poison(ledger, clock, owner)
+    ledger.projections.wait_current()
+    expected = expected_problems(poisoned)
+
+    ProjectionLagSync(ledger).sync()
+    scraped = text_string_to_metric_families(render().decode())
+
+    [family] = [f for f in scraped if f.name == "ledger_projection_errors"]
+    values = {(s.labels["projection"], s.labels["problem"]): s.value for s in family.samples}
+    assert set(values) == {(name, code) for name in NAMES for code in PROBLEMS}
+    for (name, code), value in values.items():
+        assert value == sum(1 for (n, _), c in expected.items() if (n, c) == (name, code))
+    assert values["audit_trail", "unknown_event_type"] == 2
+    assert values["credentials", "rejected_by_store"] == 0
+
+
+def test_the_cli_audit_and_projection_commands_work_over_a_poisoned_store(
+    fresh: tuple[str, Ledger, ManualClock],
+) -> None:
+    url, ledger, clock = fresh
+    owner, _ = new_user(ledger, "owner")
+    poisoned = poison(ledger, clock, owner)
+    env = {"LEDGER_DATABASE_URL": url, "COLUMNS": "250"}
+    workspace = str(poisoned.workspace_id)
+
+    rebuilt = ledger_cli("projections", "rebuild", env=env)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    status = ledger_cli("projections", "status", "--json", env=env)
+    assert status.returncode == 0, status.stderr
+    counts = {r["name"]: (r["sanitized"], r["skipped"]) for r in json.loads(status.stdout)}
+    assert counts == {"audit_trail": (7, 8), "credentials": (6, 7)}
+    status_table = ledger_cli("projections", "status", env=env)
+    assert "ledger projections errors" in status_table.stdout
+    errors = ledger_cli("projections", "errors", "credentials", "--json", env=env)
+    assert errors.returncode == 0, errors.stderr
+    listed = {e["position"]: e["problem"] for e in json.loads(errors.stdout)}
+    assert listed == {
+        p: c for (n, p), c in expected_problems(poisoned).items() if n == "credentials"
+    }
+    errors_table = ledger_cli("projections", "errors", env=env)
+    assert errors_table.returncode == 0, errors_table.stderr
+    assert NEWER_TOPIC in errors_table.stdout
+
+    feed = ledger_cli("audit", "events", "--workspace", workspace, "--limit", "1000", env=env)
+    assert feed.returncode == 0, feed.stderr
+    assert SAFE_NUL_NAME in feed.stdout
+    feed_json = ledger_cli("audit", "events", "--workspace", workspace, "--json", env=env)
+    assert json.loads(feed_json.stdout)["events"][0]["name"] == SAFE_NUL_NAME
+    history = ledger_cli("audit", "history", str(poisoned.control_daemon), env=env)
+    assert history.returncode == 0, history.stderr
+    assert SAFE_CONTROL_DAEMON_ID in history.stdout
+    markup = ledger_cli("audit", "history", str(poisoned.markup_pat), env=env)
+    assert markup.returncode == 0, markup.stderr
+    assert MARKUP_NAME in markup.stdout
+    at = clock.now().isoformat()
+    valid = ledger_cli("audit", "valid-at", at, "--workspace", workspace, env=env)
+    assert valid.returncode == 0, valid.stderr
+    valid_json = ledger_cli("audit", "valid-at", at, "--workspace", workspace, "--json", env=env)
+    ids = {s["id"] for s in json.loads(valid_json.stdout)}
+    assert ids == {str(poisoned.control_daemon), str(poisoned.long_daemon)}
+    for result in (rebuilt, status_table, errors_table, feed, history, markup, valid):
+        assert "\x1b[2J" not in result.stdout  # nothing stored reaches the terminal raw
+        assert "Traceback" not in result.stderr
