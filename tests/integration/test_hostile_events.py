@@ -10,12 +10,14 @@ from typing import Any
 
 import psycopg
 import pytest
+from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from ledger.application import Ledger
 from ledger.clock import ManualClock
 from ledger.config import Settings
 from ledger.domain import TokenKind
+from ledger.http.app import create_app
 from ledger.http.metrics import ProjectionLagSync, render
 from ledger.projections import NAMES
 from ledger.projections import audit_trail as audit_trail_module
@@ -287,3 +289,44 @@ def test_the_cli_audit_and_projection_commands_work_over_a_poisoned_store(
     for result in (rebuilt, status_table, errors_table, feed, history, markup, valid):
         assert "\x1b[2J" not in result.stdout  # nothing stored reaches the terminal raw
         assert "Traceback" not in result.stderr
+
+
+def test_the_http_audit_routes_answer_over_a_poisoned_store(
+    fresh: tuple[str, Ledger, ManualClock],
+) -> None:
+    _, ledger, clock = fresh
+    owner, owner_token = new_user(ledger, "owner")
+    other, other_token = new_user(ledger, "bystander")
+    elsewhere = ledger.create_workspace(other, "elsewhere").id
+    poisoned = poison(ledger, clock, owner)
+    at = clock.now().isoformat().replace("+00:00", "Z")
+
+    with TestClient(create_app(ledger), raise_server_exceptions=False) as client:
+        auth = {"Authorization": f"Bearer {owner_token}"}
+        workspace = f"/api/workspaces/{poisoned.workspace_id}"
+        feed = client.get(f"{workspace}/audit", params={"limit": "1000"}, headers=auth)
+        valid = client.get(f"{workspace}/credentials", params={"valid_at": at}, headers=auth)
+        histories = [
+            client.get(f"/api/credentials/{cid}/history", headers=auth)
+            for cid in (
+                poisoned.control_daemon,
+                poisoned.markup_pat,
+                poisoned.wrong_types_pat,
+                poisoned.nul_pat,
+            )
+        ]
+        bystander = client.get(
+            f"/api/workspaces/{elsewhere}/audit", headers={"Authorization": f"Bearer {other_token}"}
+        )
+
+    assert feed.status_code == 200, feed.text
+    assert feed.json()["events"][0]["name"] == SAFE_NUL_NAME
+    assert valid.status_code == 200, valid.text
+    assert {c["daemon_id"] for c in valid.json()} == {SAFE_CONTROL_DAEMON_ID, "x" * 999 + "…"}
+    # The NUL token never had an auth row (the old service failed to write one): not found.
+    assert [h.status_code for h in histories] == [200, 200, 200, 404]
+    assert histories[0].json()["credential"]["daemon_id"] == SAFE_CONTROL_DAEMON_ID
+    assert histories[1].json()["credential"]["name"] == MARKUP_NAME
+    assert histories[2].json()["events"][1]["reason"] == '{"nested": ["x"]}'
+    assert bystander.status_code == 200, bystander.text  # every other workspace too
+    assert [e["type"] for e in bystander.json()["events"]] == ["member_added"]

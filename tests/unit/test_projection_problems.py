@@ -154,7 +154,13 @@ def test_an_audit_row_with_unsafe_text_is_kept_in_a_safe_form() -> None:
 
 @pytest.mark.parametrize(
     "changes",
-    [{"expires_at": "next tuesday"}, {"created_by": "someone"}, {"install_token_id": 7}],
+    [
+        {"expires_at": "next tuesday"},
+        {"created_by": "someone"},
+        {"install_token_id": 7},
+        {"kind": None},
+        {"token_prefix": None},
+    ],
 )
 def test_an_audit_row_with_an_id_or_instant_of_the_wrong_type_is_refused(
     changes: dict[str, Any],

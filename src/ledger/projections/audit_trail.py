@@ -36,6 +36,7 @@ from ledger.projections.eventlog import EventLog
 from ledger.projections.problems import (
     INVALID_VALUE,
     UNSAFE_TEXT,
+    InvalidValue,
     Problem,
     RowCheck,
     check_id,
@@ -145,6 +146,10 @@ def _credential_row(
 
 
 def _minted(position: int, event: Credential.Minted, context: CredentialContext | None) -> AuditRow:
+    # A credential's state (history, ``valid_at``) starts from its kind and token prefix.
+    if event.kind is None or event.token_prefix is None:
+        msg = "kind or token_prefix is missing"
+        raise InvalidValue(msg)
     data = {
         "token_prefix": event.token_prefix,
         "name": event.name,
