@@ -28,6 +28,7 @@ from ledger.projections.problems import (
     safe_text,
     text_problem,
 )
+from ledger.projections.runner import PROJECTION_CLASSES
 from ledger.tokens import issue
 
 T0 = datetime(2026, 3, 1, 14, 0, tzinfo=UTC)
@@ -247,3 +248,8 @@ def test_an_empty_page_ends_where_it_started() -> None:
 
 def test_invalid_value_is_the_code_for_a_skipped_event() -> None:
     assert problem(1, UUID(int=1), 1, "t", code=INVALID_VALUE, detail="x").projected is False
+
+
+def test_each_view_records_its_problems_under_its_projections_name() -> None:
+
+    assert all(cls.view_class.projection == cls.name for cls in PROJECTION_CLASSES)
