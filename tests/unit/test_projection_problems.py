@@ -21,6 +21,7 @@ from ledger.projections.problems import (
     UNDECODABLE,
     UNKNOWN_EVENT_TYPE,
     UNSAFE_TEXT,
+    EventScreen,
     InvalidValue,
     RowCheck,
     describe,
@@ -226,6 +227,7 @@ def test_the_event_log_returns_a_problem_in_place_of_each_event_it_cannot_decode
     page = log.page(_Curs(rows), 0, 100)  # type: ignore[arg-type]
 
     assert [item.position for item in page.events] == [1, 8]
+    assert all(item.clean for item in page.events)  # screened: their rows need no check
     assert [(p.position, p.problem) for p in page.unreadable] == [
         (2, UNKNOWN_EVENT_TYPE),
         (3, UNKNOWN_EVENT_TYPE),
@@ -253,3 +255,39 @@ def test_invalid_value_is_the_code_for_a_skipped_event() -> None:
 def test_each_view_records_its_problems_under_its_projections_name() -> None:
 
     assert all(cls.view_class.projection == cls.name for cls in PROJECTION_CLASSES)
+
+
+SCREEN = EventScreen()
+
+
+def test_the_screen_passes_events_as_the_ledger_writes_them() -> None:
+    workspace = Workspace.create(id=uuid4(), name="team", owner_id=USER, at=T0)
+    [created] = workspace.collect_events()
+    assert SCREEN(minted())
+    assert SCREEN(created)
+    assert SCREEN(minted())  # the verdict on the signature is kept
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"name": "n\x00me"},
+        {"daemon_id": "d\x1b[2J"},
+        {"name": "x" * (MAX_TEXT + 1)},
+        {"name": "laptop \ud800"},
+        {"token_prefix": None},
+        {"workspace_id": "not-a-uuid"},
+        {"expires_at": "2026-03-01T00:00:00Z"},
+        {"timestamp": datetime(2026, 3, 1)},  # noqa: DTZ001
+        {"actor": Actor("user", 12)},  # type: ignore[arg-type]
+        {"actor": {"type": "user", "id": "x"}},
+    ],
+)
+def test_the_screen_sends_anything_else_to_the_checked_path(changes: dict[str, Any]) -> None:
+    assert not SCREEN(minted(**changes))
+
+
+def test_the_screen_refuses_an_event_missing_a_field() -> None:
+    event = minted()
+    del event.__dict__["name"]
+    assert not SCREEN(event)

@@ -41,6 +41,8 @@ from ledger.projections.problems import (
     RowCheck,
     check_id,
     check_instant,
+    safe_text,
+    text_problem,
 )
 
 AUDIT_TABLE = "ledger_audit"
@@ -268,6 +270,8 @@ def _add_context(contexts: dict[UUID, CredentialContext], event: Credential.Mint
     except AttributeError:  # a field missing: the Minted itself is recorded as invalid
         return
     if all(v is None or type(v) is UUID for v in (context.workspace_id, context.user_id)):
+        if context.kind is not None and text_problem(context.kind) is not None:
+            context = context._replace(kind=safe_text(context.kind))  # rows of later events
         contexts[event.originator_id] = context
 
 
@@ -300,7 +304,10 @@ class AuditTrailView(LedgerView):
         contexts: dict[UUID, CredentialContext] = {}
         for item in events:
             if isinstance(item.event, Credential.Minted):
-                _add_context(contexts, item.event)
+                if item.clean:
+                    contexts[item.event.originator_id] = minted_context(item.event)
+                else:
+                    _add_context(contexts, item.event)
         earlier = {
             item.event.originator_id
             for item in events
@@ -314,23 +321,30 @@ class AuditTrailView(LedgerView):
         return contexts
 
     def prepare(self, curs: Curs, events: Sequence[Positioned], problems: list[Problem]) -> bytes:
-        """The batch's rows as binary ``COPY`` data (empty when it has none), each checked
-        against the table's types (``AUDIT_CHECK``)."""
+        """The batch's rows as binary ``COPY`` data (empty when it has none); the rows of an
+        event that did not pass the screen are checked against the table's types
+        (``AUDIT_CHECK``)."""
         contexts = self.contexts(curs, events)
-        rows: list[tuple[Positioned, Sequence[Any]]] = []
+        rows: list[Sequence[Any]] = []
+        sources: list[Positioned] = []
+        notes: list[str] = []
         for item in events:
-            notes: list[str] = []
             try:
                 row = audit_row(item, contexts.get(item.event.originator_id))
                 if row is None:
                     continue
-                rows.append((item, AUDIT_CHECK(row, notes)))
+                rows.append(row if item.clean else AUDIT_CHECK(row, notes))
             except Exception as error:  # noqa: BLE001 - whatever the event holds: its problem
                 problems.append(event_problem(item, INVALID_VALUE, error))
+                notes.clear()
                 continue
+            sources.append(item)
             if notes:
                 problems.append(event_problem(item, UNSAFE_TEXT, "; ".join(notes)))
-        return copy_checked(curs, rows, AUDIT_TYPES.values(), problems) if rows else b""
+                notes.clear()
+        if not rows:
+            return b""
+        return copy_checked(curs, rows, lambda: sources, AUDIT_TYPES.values(), problems)
 
     def apply(self, curs: Curs, prepared: bytes) -> None:
         if prepared:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import io
 from abc import abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, NamedTuple, TypeVar
 
@@ -51,10 +51,14 @@ Curs = Cursor[DictRow]
 
 
 class Positioned(NamedTuple):
-    """A decoded event and its position (notification id) in the ledger's event log."""
+    """A decoded event and its position (notification id) in the ledger's event log.
+
+    ``clean``: the event passed ``EventScreen`` (its rows need no checking); an event from
+    anywhere else is checked."""
 
     position: int
     event: LedgerAggregate.Event
+    clean: bool = False
 
 
 def event_problem(item: Positioned, code: str, error: BaseException | str) -> Problem:
@@ -118,19 +122,20 @@ def copy_data(curs: Curs, rows: Iterable[Sequence[Any]], types: Iterable[str]) -
 
 def copy_checked(
     curs: Curs,
-    rows: Sequence[tuple[Positioned, Sequence[Any]]],
+    rows: Sequence[Sequence[Any]],
+    sources: Callable[[], Sequence[Positioned]],
     types: Iterable[str],
     problems: list[Problem],
 ) -> bytes:
-    """``copy_data`` of the rows (each with the event it comes from). Rows are checked before
-    they get here; should one still not render, each is rendered alone to find it, and it is
-    left out, recorded as ``invalid_value``."""
+    """``copy_data`` of the rows (``sources()[i]`` is the event row ``i`` comes from). Rows
+    are checked before they get here; should one still not render, each is rendered alone to
+    find it, and it is left out, recorded as ``invalid_value``."""
     sql_types = list(types)
     try:
-        return copy_data(curs, [row for _, row in rows], sql_types)
+        return copy_data(curs, rows, sql_types)
     except Exception:  # noqa: BLE001 - one row's value: found below
         good = []
-        for item, row in rows:
+        for item, row in zip(sources(), rows, strict=True):
             try:
                 copy_data(curs, [row], sql_types)
             except Exception as error:  # noqa: BLE001 - whatever the value: the event's problem

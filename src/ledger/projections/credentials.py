@@ -165,6 +165,16 @@ def _minted_row(event: Credential.Minted, notes: list[str]) -> CredentialViewRow
     return row if checked is values else CredentialViewRow(*checked)
 
 
+def _sources(events: Sequence[Positioned], new: dict[UUID, CredentialViewRow]) -> list[Positioned]:
+    """The ``Minted`` each new row comes from, in the rows' order (the last of a stream's)."""
+    minted = {
+        item.event.originator_id: item
+        for item in events
+        if isinstance(item.event, Credential.Minted) and item.event.originator_id in new
+    }
+    return [minted[cid] for cid in new]
+
+
 LATER_EVENTS = (Credential.Consumed, Credential.Renewed, Credential.Revoked)
 
 
@@ -208,15 +218,15 @@ class CredentialsView(LedgerView):
         """Rows of credentials minted in the batch (as ``COPY`` data, with what their later
         events in the batch changed), and the changes to credentials minted before it."""
         new: dict[UUID, CredentialViewRow] = {}
-        minted: dict[UUID, Positioned] = {}
         changed: dict[UUID, _Change] = {}
+        notes: list[str] = []
         for item in events:
             event = item.event
-            notes: list[str] = []
             try:
                 if isinstance(event, Credential.Minted):
-                    new[event.originator_id] = _minted_row(event, notes)
-                    minted[event.originator_id] = item
+                    new[event.originator_id] = (
+                        CredentialViewRow.minted(event) if item.clean else _minted_row(event, notes)
+                    )
                 elif isinstance(event, LATER_EVENTS):
                     fields = _change(event, notes)
                     target: CredentialViewRow | _Change | None = new.get(event.originator_id)
@@ -228,13 +238,16 @@ class CredentialsView(LedgerView):
                         setattr(target, name, value)
             except Exception as error:  # noqa: BLE001 - whatever the event holds: its problem
                 problems.append(event_problem(item, INVALID_VALUE, error))
+                notes.clear()
                 continue
             if notes:
                 problems.append(event_problem(item, UNSAFE_TEXT, "; ".join(notes)))
+                notes.clear()
         rows = (
             copy_checked(
                 curs,
-                [(minted[cid], _row_values(row)) for cid, row in new.items()],
+                list(map(_row_values, new.values())),
+                lambda: _sources(events, new),
                 VIEW_TYPES.values(),
                 problems,
             )

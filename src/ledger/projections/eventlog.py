@@ -3,7 +3,8 @@
 ``EventLog.page`` is what a step reads inside its transaction: the events after a position,
 decoded by the ledger's mapper. An event that does not decode (an unknown event type, a
 payload that is not JSON...) is returned as a ``Problem`` in its place, never raised: one bad
-event must not stop the page, nor the pages after it (docs/adr/0016).
+event must not stop the page, nor the pages after it (docs/adr/0016). Each decoded event is
+screened once (``EventScreen``): the views check the rows of those that fail it.
 
 ``ReadAhead`` reads the pages that come after in a thread, on a connection of its own, and
 lets the projections *prepare* them (compute their rows, render their ``COPY`` data): while a
@@ -51,6 +52,7 @@ from ledger.projections.base import Curs, Page, Positioned
 from ledger.projections.problems import (
     UNDECODABLE,
     UNKNOWN_EVENT_TYPE,
+    EventScreen,
     Problem,
     describe,
     problem,
@@ -124,6 +126,7 @@ class EventLog:
             .as_string()
         )
         self._topics: dict[str, bool] = {}
+        self._screen = EventScreen()
 
     @property
     def mapper(self) -> Mapper[Any]:
@@ -147,6 +150,7 @@ class EventLog:
             rows = tuples.fetchall()
         decode = self._mapper.to_domain_event
         known = self._known_topic
+        screen = self._screen
         events: list[Positioned] = []
         unreadable: list[Problem] = []
         for notification_id, originator_id, version, topic, state in rows:
@@ -158,7 +162,7 @@ class EventLog:
                     code, detail = UNDECODABLE, describe(error)
                 else:
                     if isinstance(event, LedgerAggregate.Event):
-                        events.append(Positioned(notification_id, event))
+                        events.append(Positioned(notification_id, event, screen(event)))
                         continue
             unreadable.append(
                 problem(notification_id, originator_id, version, topic, code=code, detail=detail)

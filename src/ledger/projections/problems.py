@@ -25,10 +25,14 @@ from __future__ import annotations
 
 import json
 import re
+import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
+from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple
 from uuid import UUID
+
+from ledger.domain.model import Actor
 
 PROBLEMS_TABLE = "ledger_projection_errors"
 
@@ -154,7 +158,7 @@ def _uuid(value: Any, name: str, _: list[str]) -> Any:
 
 
 def _bigint(value: Any, name: str, _: list[str]) -> Any:
-    if type(value) is int and -(2**63) <= value < 2**63:
+    if type(value) is int and _MIN_BIGINT <= value <= _MAX_BIGINT:
         return value
     msg = f"{name} is not a 64-bit integer ({type(value).__name__})"
     raise InvalidValue(msg)
@@ -178,13 +182,27 @@ _CHECKS: dict[str, Check] = {
 
 def check_instant(value: Any, name: str) -> datetime:
     """``value`` if it is an aware datetime, else ``InvalidValue``."""
-    checked: datetime = _instant(value, name, [])
-    return checked
+    if isinstance(value, datetime) and value.utcoffset() is not None:
+        return value
+    msg = f"{name} is not an instant with a time zone ({type(value).__name__})"
+    raise InvalidValue(msg)
 
 
 def check_id(value: Any, name: str) -> UUID | None:
     """``value`` if it is a UUID or ``None``, else ``InvalidValue``."""
-    return None if value is None else _uuid(value, name, [])
+    if value is None or value.__class__ is UUID:
+        return value
+    msg = f"{name} is not an id ({type(value).__name__})"
+    raise InvalidValue(msg)
+
+
+_CLASSES: dict[str, frozenset[type]] = {
+    "text": frozenset({str}),
+    "jsonb": frozenset({dict}),
+    "uuid": frozenset({UUID}),
+    "bigint": frozenset({int}),
+    "timestamp with time zone": frozenset({datetime}),
+}
 
 
 class RowCheck:
@@ -192,15 +210,29 @@ class RowCheck:
 
     Ids, instants and numbers of the wrong type, and a required value missing, raise
     ``InvalidValue``; unsafe text (in a text column, or a value of a ``jsonb`` object) is
-    replaced by its safe form, with a note per field."""
+    replaced by its safe form, with a note per field. A row that needs nothing is returned as
+    it is after one pass over its values (``_clean``); the column-by-column checks run only
+    for the others."""
 
     def __init__(self, types: Mapping[str, str], required: Iterable[str]) -> None:
         needed = set(required)
-        self._columns = [(name, _CHECKS[sql], name in needed) for name, sql in types.items()]
+        columns = list(types.items())
+        self._columns = [(name, _CHECKS[sql], name in needed) for name, sql in columns]
+        self._classes = tuple(
+            _CLASSES[sql] if name in needed else _CLASSES[sql] | {type(None)}
+            for name, sql in columns
+        )
+        self._signatures: dict[tuple[type, ...], bool] = {}
+        self._texts = _getter(columns, {"text"})
+        self._objects = tuple(i for i, (_, sql) in enumerate(columns) if sql == "jsonb")
+        self._integers = _getter(columns, {"bigint"})
+        self._instants = _getter(columns, {"timestamp with time zone"})
 
     def __call__(self, values: Sequence[Any], notes: list[str]) -> Sequence[Any]:
         """The values (the same sequence if nothing needed cleaning); ``notes`` says what
         was cleaned."""
+        if self._clean(values):
+            return values
         cleaned: list[Any] | None = None
         for index, ((name, check, required), value) in enumerate(
             zip(self._columns, values, strict=True)
@@ -216,7 +248,149 @@ class RowCheck:
                 cleaned[index] = safe
         return values if cleaned is None else cleaned
 
+    def _clean(self, values: Sequence[Any]) -> bool:
+        """Whether every value is of its column's class and safe as it is: the classes of the
+        values (and of the values of a ``jsonb`` object) as one signature, looked up rather
+        than checked one by one; the text as one string; integers and instants by range."""
+        objects = [values[i].values() for i in self._objects if values[i].__class__ is dict]
+        signature = tuple(map(type, values))
+        for items in objects:
+            signature += tuple(map(type, items))
+        known = self._signatures.get(signature)
+        if known is None:
+            known = self._learn(signature)
+        if not known:
+            return False
+        joined = "".join(filter(None, self._texts(values)))
+        for items in objects:
+            joined += "".join(map(str, filter(None, items)))
+        # Over the limit in total: the column-by-column checks tell whether one is.
+        if len(joined) > MAX_TEXT or not joined.isprintable():
+            return False
+        numbers = list(filter(None, self._integers(values)))  # nulls (and zeros) need no check
+        if numbers and (min(numbers) < _MIN_BIGINT or max(numbers) > _MAX_BIGINT):
+            return False
+        return None not in map(_TZINFO, filter(None, self._instants(values)))
+
+    def _learn(self, signature: tuple[type, ...]) -> bool:
+        """Whether rows of this signature have the columns' classes (and, in ``jsonb``
+        objects, only text, booleans and nulls)."""
+        width = len(self._classes)
+        known = (
+            len(signature) >= width
+            and all(cls in ok for cls, ok in zip(signature, self._classes, strict=False))
+            and _OBJECT_ITEM_CLASSES.issuperset(signature[width:])
+            and (len(signature) == width or bool(self._objects))
+        )
+        if len(self._signatures) >= _MAX_SIGNATURES:
+            self._signatures.clear()
+        self._signatures[signature] = known
+        return known
+
+
+def _getter(
+    columns: list[tuple[str, str]], sql_types: set[str]
+) -> Callable[[Any], tuple[Any, ...]]:
+    """What takes the values of the columns of these types out of a row, as a tuple."""
+    indexes = [i for i, (_, sql) in enumerate(columns) if sql in sql_types]
+    if not indexes:
+        return lambda _: ()
+    return itemgetter(*indexes, indexes[0])  # two or more: always a tuple
+
+
+_OBJECT_ITEM_CLASSES = frozenset({str, bool, type(None)})
+_TZINFO = attrgetter("tzinfo")
+_MIN_BIGINT = -(2**63)
+_MAX_BIGINT = 2**63 - 1
+_MAX_SIGNATURES = 256
+"""How many row signatures (the classes of a row's values) a ``RowCheck`` remembers."""
+
 
 def clean_text(value: Any, name: str, notes: list[str]) -> Any:
     """``value`` (text or ``None``) in its safe form, with a note if it needed one."""
     return None if value is None else _text(value, name, notes)
+
+
+class EventScreen:
+    """Tells whether a decoded event is certainly projectable as it is: every field its class
+    declares is present with a value of the declared class, instants have a time zone, and all
+    its text (the actor's included) is safe and, put together, at most ``MAX_TEXT`` long.
+
+    Views build the rows of such an event without checking them (the usual case, and the
+    fast one); any other event takes the checked path. Verdicts on the classes are kept by
+    signature (the event class, its field names and their values' classes)."""
+
+    def __init__(self) -> None:
+        self._verdicts: dict[tuple[Any, ...], _Getters | None] = {}
+
+    def __call__(self, event: object) -> bool:
+        fields = event.__dict__
+        signature = (event.__class__, *fields, *map(type, fields.values()))
+        getters = self._verdicts.get(signature, _UNSEEN)
+        if getters is _UNSEEN:
+            getters = self._learn(event, signature)
+        if getters is None:
+            return False
+        texts, instants, actor = getters
+        joined = "".join(texts(fields))
+        if actor is not None:
+            who = actor(fields)
+            if who.__class__ is not Actor or who.type.__class__ is not str:
+                return False
+            if who.id.__class__ is not str:
+                return False
+            joined += who.type + who.id
+        if len(joined) > MAX_TEXT or not joined.isprintable():
+            return False
+        return None not in map(_TZINFO, instants(fields))
+
+    def _learn(self, event: object, signature: tuple[Any, ...]) -> _Getters | None:
+        fields = event.__dict__
+        verdict: _Getters | None = None
+        try:
+            hints = typing.get_type_hints(type(event))
+        except Exception:  # noqa: BLE001 - an event class we cannot read: the checked path
+            hints = None
+        if hints is not None and all(
+            name in fields and type(fields[name]) in _allowed(hint)
+            for name, hint in hints.items()
+            if typing.get_origin(hint) is not typing.ClassVar
+        ):
+            texts = [n for n in hints if n in fields and type(fields[n]) is str]
+            instants = [n for n in hints if n in fields and type(fields[n]) is datetime]
+            verdict = _Getters(
+                _tuple_getter(texts),
+                _tuple_getter(instants),
+                itemgetter("actor") if "actor" in hints else None,
+            )
+        if len(self._verdicts) >= _MAX_SIGNATURES:
+            self._verdicts.clear()
+        self._verdicts[signature] = verdict
+        return verdict
+
+
+class _Getters(NamedTuple):
+    """What takes an event's text, its instants and its actor out of its fields."""
+
+    texts: Callable[[Any], tuple[Any, ...]]
+    instants: Callable[[Any], tuple[Any, ...]]
+    actor: Callable[[Any], Any] | None
+
+
+_UNSEEN: Any = object()
+
+
+def _allowed(hint: Any) -> frozenset[type]:
+    """The classes a value annotated ``hint`` may have on the fast path (exactly these)."""
+    if isinstance(hint, typing.TypeVar):
+        return frozenset({UUID})  # the originator id: read from the events table's column
+    args = typing.get_args(hint)
+    if args:
+        return frozenset(a if a is not None else type(None) for a in args if isinstance(a, type))
+    return frozenset({hint}) if isinstance(hint, type) else frozenset()
+
+
+def _tuple_getter(names: list[str]) -> Callable[[Any], tuple[Any, ...]]:
+    if not names:
+        return lambda _: ()
+    return itemgetter(*names, names[0])  # always a tuple; the first twice changes no verdict
