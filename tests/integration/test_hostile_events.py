@@ -21,7 +21,7 @@ from ledger.http.app import create_app
 from ledger.http.metrics import ProjectionLagSync, render
 from ledger.projections import NAMES
 from ledger.projections import audit_trail as audit_trail_module
-from ledger.projections.problems import MAX_TEXT, PROBLEMS, REJECTED_BY_STORE
+from ledger.projections.problems import MAX_TEXT, PROBLEMS, REJECTED_BY_STORE, EventScreen
 from tests.integration.conftest import START, fresh_database, new_user
 from tests.integration.hostile import (
     CONTROL_DAEMON_ID,
@@ -330,3 +330,32 @@ def test_the_http_audit_routes_answer_over_a_poisoned_store(
     assert histories[2].json()["events"][1]["reason"] == '{"nested": ["x"]}'
     assert bystander.status_code == 200, bystander.text  # every other workspace too
     assert [e["type"] for e in bystander.json()["events"]] == ["member_added"]
+
+
+def test_with_no_checks_at_all_the_nets_still_hold(
+    fresh: tuple[str, Ledger, ManualClock], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last two nets alone: with the row check off and every event sent down the checked
+    path, a value psycopg cannot render is found row by row (``invalid_value``) and a value
+    the database refuses by bisection (``rejected_by_store``); every other event is written."""
+    url, ledger, clock = fresh
+    owner, _ = new_user(ledger, "owner")
+    poisoned = poison(ledger, clock, owner)
+    traffic_after(ledger, clock, poisoned)
+    ledger.projections.wait_current()
+    checked = audit_positions(url)
+    monkeypatch.setattr(audit_trail_module, "AUDIT_CHECK", lambda row, notes: row)
+    monkeypatch.setattr(EventScreen, "__call__", lambda self, event: False)
+    ledger.projections.batch_size = 1000
+
+    ledger.projections.rebuild(["audit_trail"])
+
+    problems = {e.position: e.problem for e in ledger.projections.errors("audit_trail")}
+    bad_instant = [p for p, c in poisoned.problems.items() if c == "invalid_value"][1]
+    assert problems[bad_instant] == "invalid_value"  # an int where an instant belongs
+    refused = {p for p, code in problems.items() if code == REJECTED_BY_STORE}
+    assert refused  # NULs reach jsonb
+    written = audit_positions(url)
+    assert written <= checked | set(poisoned.problems) | set(poisoned.audit_only)
+    assert checked - written <= refused
+    assert ledger.projections.status()[0].lag_events == 0
