@@ -5,6 +5,9 @@
 - ``Projections``: the runner (batched catch-up, live following, rebuild, status);
 - ``AuditQueries``: ``history``, ``events`` and ``valid_at`` over them.
 
+No stored event stops them: what a projection cannot take as it is, it projects in a safe form
+or skips, and records in ``ledger_projection_errors`` (``ledger.projections.problems``).
+
 The auth lookup table is not one of them: it must be exact the moment a command returns, so
 the recorder writes it in the event-insert transaction (``ledger.adapters.credentials_table``,
 docs/adr/0005). See docs/adr/0009 for how the projections run.
@@ -20,7 +23,13 @@ from ledger.projections.queries import (
     CredentialState,
     states_as_of,
 )
-from ledger.projections.runner import NAMES, Projections, ProjectionStatus, rebuild_all
+from ledger.projections.runner import (
+    NAMES,
+    ProjectionError,
+    Projections,
+    ProjectionStatus,
+    rebuild_all,
+)
 
 __all__ = [
     "EVENT_TYPES",
@@ -32,6 +41,7 @@ __all__ = [
     "CredentialHistory",
     "CredentialState",
     "Credentials",
+    "ProjectionError",
     "ProjectionStatus",
     "Projections",
     "rebuild_all",
