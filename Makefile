@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run demo test check lint typecheck bench clean
+.PHONY: setup run demo test check lint typecheck bench fuzz clean
 
 setup: $(STAMP)
 
@@ -37,6 +37,12 @@ check: lint typecheck test
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench
+
+# A long schema-driven fuzzing run against a live `ledger serve` (at least 10,000 requests; the
+# test suite runs the same test with 20 examples per operation).
+fuzz: $(STAMP)
+	TZ=UTC LEDGER_FUZZ_EXAMPLES=800 LEDGER_FUZZ_MIN_REQUESTS=10000 \
+		$(BIN)/pytest tests/acceptance/test_fuzz.py -q -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) .ledger .pytest_cache .mypy_cache .ruff_cache

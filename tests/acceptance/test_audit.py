@@ -57,7 +57,9 @@ def test_who_may_read_a_history(api: Api, world: World, operator: Operator) -> N
     ]
     for credential_id, token in denied:
         assert history(api, credential_id, token) == (404, {"error": "credential not found"})
-    assert history(api, "nope", world.owner.token) == (400, {"error": "invalid credential id"})
+    status, body = history(api, "nope", world.owner.token)
+    assert (status, body["error"]) == (400, "invalid credential id")
+    assert "UUID" in body["detail"]
     assert history(api, pat["id"], None) == (401, {"error": "missing authorization"})
     assert history(api, pat["id"], world.daemon_token) == (401, {"error": "invalid token"})
     assert history(api, pat["id"], world.install_token) == (401, {"error": "invalid token"})

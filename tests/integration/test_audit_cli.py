@@ -89,7 +89,15 @@ def test_projections_status_and_rebuild(database_url: str, ledger: PostgresLedge
     assert status.returncode == 0, status.stderr
     rows = json.loads(status.stdout)
     assert [r["name"] for r in rows] == list(NAMES)
-    assert set(rows[0]) == {"name", "position", "head", "lag_events", "lag_seconds"}
+    assert set(rows[0]) == {
+        "name",
+        "position",
+        "head",
+        "lag_events",
+        "lag_seconds",
+        "skipped",
+        "sanitized",
+    }
     table = ledger_cli("projections", "rebuild", env=env)
     assert table.returncode == 0, table.stderr
     assert "rebuilt audit_trail, credentials" in table.stdout

@@ -60,6 +60,24 @@ def test_users_create_refuses_a_blank_name_with_the_contracts_code(database_url:
     assert "Traceback" not in result.stderr
 
 
+def test_users_create_refuses_control_characters_and_stores_nothing(
+    database_url: str, wall_clock_ledger: PostgresLedger
+) -> None:
+    head = wall_clock_ledger.recorder.max_notification_id()
+    env = {"LEDGER_DATABASE_URL": database_url}
+    for args, code in (
+        (("--name", "a\x01b"), "name is required"),
+        (("--name", "esc\x1b[31m"), "name is required"),
+        (("--name", "Ada", "--email", "ada\x7f@example.com"), "invalid request body"),
+    ):
+        result = ledger_cli("users", "create", *args, "--json", env=env)
+        assert result.returncode == 1, result.stderr
+        assert json.loads(result.stdout) == {"error": code}
+        plain = ledger_cli("users", "create", *args, env=env)
+        assert "control characters" in plain.stderr
+    assert wall_clock_ledger.recorder.max_notification_id() == head
+
+
 def test_an_unmigrated_database_is_reported_not_crashed_on(server_url: str) -> None:
     url = fresh_database(server_url, migrate=False)
     result = ledger_cli("users", "create", "--name", "x", env={"LEDGER_DATABASE_URL": url})

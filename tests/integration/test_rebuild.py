@@ -66,7 +66,7 @@ def test_the_projections_decode_every_event_as_the_application_does(
         assert isinstance(recorder, LedgerRecorder)
         stored = recorder.select_notifications(1, 10_000)
         with recorder.datastore.transaction(commit=False) as curs:
-            page = ledger.projections.log.page(curs, 0, 10_000)
+            page = ledger.projections.log.page(curs, 0, 10_000).events
         assert ledger.projections.log.mapper is not ledger.mapper  # the reading transcoder
         assert [item.position for item in page] == [n.id for n in stored]
         for item, notification in zip(page, stored, strict=True):

@@ -7,11 +7,11 @@ from ledger.application.views import (
     ExchangedDaemonToken,
     MintedInstallToken,
     MintedToken,
-    Principal,
     TokenInfo,
     UserInfo,
     WorkspaceInfo,
 )
+from ledger.domain.principal import Principal
 
 __all__ = [
     "CreatedUser",

@@ -81,7 +81,8 @@ class InvalidExpiresInDays(BadRequest):
 
 
 class NameRequired(BadRequest):
-    """Raised when a token name is blank or longer than 100 characters."""
+    """Raised when a name is missing, blank, longer than 100 characters or holds a control
+    character."""
 
     code = "name is required"
 
@@ -123,7 +124,8 @@ class NotRenewable(BadRequest):
 
 
 class DaemonIdRequired(BadRequest):
-    """Raised when an exchange names no daemon id (or a blank or over-long one)."""
+    """Raised when an exchange names no daemon id (or a blank or over-long one, or one with a
+    control character)."""
 
     code = "daemon_id is required"
 

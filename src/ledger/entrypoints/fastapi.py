@@ -122,10 +122,17 @@ def http_status(error_class: type[LedgerError]) -> int:
 
 
 def error_response(error: LedgerError, **extra: str) -> JSONResponse:
-    """``{"error": code}`` with the status of the error's family (``http_status``)."""
+    """``{"error": code}`` with the status of the error's family (``http_status``).
+
+    A client error (4xx) whose ``detail`` says more than its code also carries it as
+    ``"detail"``: one sentence about the caller's own input. A server error never does (its
+    detail names internals)."""
     status = http_status(type(error))
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, AuthenticationFailed) else None
-    return JSONResponse({"error": error.code, **extra}, status_code=status, headers=headers)
+    body = {"error": error.code}
+    if status < 500 and error.detail and error.detail != error.code:
+        body["detail"] = error.detail
+    return JSONResponse({**body, **extra}, status_code=status, headers=headers)
 
 
 async def _ledger_error(_: Request, error: Exception) -> JSONResponse:

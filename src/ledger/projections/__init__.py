@@ -5,6 +5,9 @@
 - ``Projections``: the runner (batched catch-up, live following, rebuild, status);
 - ``AuditQueries``: ``history``, ``events`` and ``valid_at`` over them.
 
+No stored event stops them: what a projection cannot take as it is, it projects in a safe form
+or skips, and records in ``ledger_projection_errors`` (``ledger.projections.problems``).
+
 The auth lookup table is not one of them: it must be exact the moment a command returns, so
 the recorder writes it in the event-insert transaction (``ledger.adapters.credentials_table``,
 docs/adr/0005). See docs/adr/0009 for how the projections run.
@@ -14,7 +17,7 @@ from ledger.application.audit import AuditEvent, AuditPage, CredentialHistory, C
 from ledger.projections.audit_trail import EVENT_TYPES, AuditTrail
 from ledger.projections.credentials import Credentials
 from ledger.projections.queries import AuditQueries, states_as_of
-from ledger.projections.runner import NAMES, Projections, ProjectionStatus
+from ledger.projections.runner import NAMES, ProjectionError, Projections, ProjectionStatus
 
 __all__ = [
     "EVENT_TYPES",
@@ -26,6 +29,7 @@ __all__ = [
     "CredentialHistory",
     "CredentialState",
     "Credentials",
+    "ProjectionError",
     "ProjectionStatus",
     "Projections",
     "states_as_of",

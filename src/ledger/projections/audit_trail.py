@@ -8,6 +8,10 @@ id: rows only ever arrive at the end, which is what makes cursor pagination stab
 
 ``user_id`` is the user the event concerns: the holder of a personal access token, the issuer
 of an install or daemon token, the member of a membership event.
+
+Every row is checked against the table's column types before it is written (``AUDIT_CHECK``):
+text is stored in a safe form, an event whose ids or instants are not what they should be has
+no row; either way the event is recorded in ``ledger_projection_errors`` (docs/adr/0016).
 """
 
 from __future__ import annotations
@@ -20,8 +24,26 @@ from uuid import UUID
 from psycopg import sql
 
 from ledger.domain import Credential, TokenKind, Workspace
-from ledger.projections.base import Curs, LedgerProjection, LedgerView, Positioned, copy_data
+from ledger.projections.base import (
+    Curs,
+    LedgerProjection,
+    LedgerView,
+    Positioned,
+    copy_checked,
+    event_problem,
+)
 from ledger.projections.eventlog import EventLog
+from ledger.projections.problems import (
+    INVALID_VALUE,
+    UNSAFE_TEXT,
+    InvalidValue,
+    Problem,
+    RowCheck,
+    check_id,
+    check_instant,
+    safe_text,
+    text_problem,
+)
 
 AUDIT_TABLE = "ledger_audit"
 AUDIT_TYPES = {
@@ -40,6 +62,11 @@ AUDIT_TYPES = {
 }
 """The columns of ``ledger_audit`` and their types (binary ``COPY`` sends exactly these)."""
 AUDIT_COLUMNS = tuple(AUDIT_TYPES)
+AUDIT_CHECK = RowCheck(
+    AUDIT_TYPES,
+    required=("position", "stream_id", "stream_version", "type", "at", "actor_type", "actor_id"),
+)
+"""What a row must hold before it is written (``data`` must be an object; see ``RowCheck``)."""
 
 EVENT_TYPES = (
     "minted",
@@ -78,13 +105,18 @@ class AuditRow(NamedTuple):
     data: dict[str, Any]
 
 
-def _text(value: UUID | datetime | None) -> str | None:
-    """Ids as text; instants in UTC RFC 3339 with ``Z`` (as the HTTP answers write them)."""
+def _id(value: Any, name: str) -> str | None:
+    """An id as text (``InvalidValue`` if it is not one)."""
+    checked = check_id(value, name)
+    return None if checked is None else str(checked)
+
+
+def _at(value: Any, name: str) -> str | None:
+    """An instant in UTC RFC 3339 with ``Z``, as the HTTP answers write it (``InvalidValue`` if
+    it is not one)."""
     if value is None:
         return None
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    return str(value)
+    return check_instant(value, name).astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def minted_context(event: Credential.Minted) -> CredentialContext:
@@ -116,13 +148,17 @@ def _credential_row(
 
 
 def _minted(position: int, event: Credential.Minted, context: CredentialContext | None) -> AuditRow:
+    # A credential's state (history, ``valid_at``) starts from its kind and token prefix.
+    if event.kind is None or event.token_prefix is None:
+        msg = "kind or token_prefix is missing"
+        raise InvalidValue(msg)
     data = {
         "token_prefix": event.token_prefix,
         "name": event.name,
-        "expires_at": _text(event.expires_at),
+        "expires_at": _at(event.expires_at, "expires_at"),
         "daemon_id": event.daemon_id,
-        "install_token_id": _text(event.install_token_id),
-        "created_by": _text(event.created_by),
+        "install_token_id": _id(event.install_token_id, "install_token_id"),
+        "created_by": _id(event.created_by, "created_by"),
     }
     # The writer passes the context it already took from this very event.
     own = context if context is not None else minted_context(event)
@@ -132,16 +168,18 @@ def _minted(position: int, event: Credential.Minted, context: CredentialContext 
 def _consumed(
     position: int, event: Credential.Consumed, context: CredentialContext | None
 ) -> AuditRow:
-    data = {"daemon_token_id": _text(event.daemon_token_id)}
+    data = {"daemon_token_id": _id(event.daemon_token_id, "daemon_token_id")}
     return _credential_row(position, event, context, "consumed", data)
 
 
 def _renewed(
     position: int, event: Credential.Renewed, context: CredentialContext | None
 ) -> AuditRow:
+    # A renewal always sets an expiry: none would read as "never expires" in ``valid_at``.
+    check_instant(event.expires_at_after, "expires_at_after")
     data = {
-        "expires_at_before": _text(event.expires_at_before),
-        "expires_at_after": _text(event.expires_at_after),
+        "expires_at_before": _at(event.expires_at_before, "expires_at_before"),
+        "expires_at_after": _at(event.expires_at_after, "expires_at_after"),
     }
     return _credential_row(position, event, context, "renewed", data)
 
@@ -226,6 +264,17 @@ def audit_row(item: Positioned, context: CredentialContext | None) -> AuditRow |
     return None if build is None else build(item.position, item.event, context)
 
 
+def _add_context(contexts: dict[UUID, CredentialContext], event: Credential.Minted) -> None:
+    try:
+        context = minted_context(event)
+    except AttributeError:  # a field missing: the Minted itself is recorded as invalid
+        return
+    if all(v is None or type(v) is UUID for v in (context.workspace_id, context.user_id)):
+        if context.kind is not None and text_problem(context.kind) is not None:
+            context = context._replace(kind=safe_text(context.kind))  # rows of later events
+        contexts[event.originator_id] = context
+
+
 LATER_CREDENTIAL_EVENTS = (Credential.Consumed, Credential.Renewed, Credential.Revoked)
 
 
@@ -234,6 +283,7 @@ class AuditTrailView(LedgerView):
 
     tables = (AUDIT_TABLE,)
     tracking_table = "ledger_audit_tracking"
+    projection = "audit_trail"
 
     def __init__(self, datastore: Any, log: EventLog) -> None:
         super().__init__(datastore, log)
@@ -248,12 +298,16 @@ class AuditTrailView(LedgerView):
 
     def contexts(self, curs: Curs, events: Sequence[Positioned]) -> dict[UUID, CredentialContext]:
         """The context of every credential the events name: from its ``Minted`` in the batch,
-        or else from the event log (it was minted in an earlier batch)."""
-        contexts = {
-            item.event.originator_id: minted_context(item.event)
-            for item in events
-            if isinstance(item.event, Credential.Minted)
-        }
+        or else from the event log (it was minted in an earlier batch). A ``Minted`` that
+        lacks what a context needs gives none (its credential's rows have no kind/workspace/
+        user)."""
+        contexts: dict[UUID, CredentialContext] = {}
+        for item in events:
+            if isinstance(item.event, Credential.Minted):
+                if item.clean:
+                    contexts[item.event.originator_id] = minted_context(item.event)
+                else:
+                    _add_context(contexts, item.event)
         earlier = {
             item.event.originator_id
             for item in events
@@ -261,20 +315,36 @@ class AuditTrailView(LedgerView):
             and item.event.originator_id not in contexts
         }
         if earlier:
-            for stream_id, event in self.log.created(curs, earlier).items():
+            for event in self.log.created(curs, earlier).values():
                 if isinstance(event, Credential.Minted):
-                    contexts[stream_id] = minted_context(event)
+                    _add_context(contexts, event)
         return contexts
 
-    def prepare(self, curs: Curs, events: Sequence[Positioned]) -> bytes:
-        """The batch's rows as binary ``COPY`` data (empty when it has none)."""
+    def prepare(self, curs: Curs, events: Sequence[Positioned], problems: list[Problem]) -> bytes:
+        """The batch's rows as binary ``COPY`` data (empty when it has none); the rows of an
+        event that did not pass the screen are checked against the table's types
+        (``AUDIT_CHECK``)."""
         contexts = self.contexts(curs, events)
-        rows = [
-            row
-            for item in events
-            if (row := audit_row(item, contexts.get(item.event.originator_id))) is not None
-        ]
-        return copy_data(curs, rows, AUDIT_TYPES.values()) if rows else b""
+        rows: list[Sequence[Any]] = []
+        sources: list[Positioned] = []
+        notes: list[str] = []
+        for item in events:
+            try:
+                row = audit_row(item, contexts.get(item.event.originator_id))
+                if row is None:
+                    continue
+                rows.append(row if item.clean else AUDIT_CHECK(row, notes))
+            except Exception as error:  # noqa: BLE001 - whatever the event holds: its problem
+                problems.append(event_problem(item, INVALID_VALUE, error))
+                notes.clear()
+                continue
+            sources.append(item)
+            if notes:
+                problems.append(event_problem(item, UNSAFE_TEXT, "; ".join(notes)))
+                notes.clear()
+        if not rows:
+            return b""
+        return copy_checked(curs, rows, lambda: sources, AUDIT_TYPES.values(), problems)
 
     def apply(self, curs: Curs, prepared: bytes) -> None:
         if prepared:

@@ -5,6 +5,11 @@ Personal access tokens by user, daemon and install tokens by workspace, with ``c
 auth table (which commits with the events and serves authentication and the list routes); a
 test checks that the two agree row for row. ``last_used_at`` is not an event (it would cost a
 write per request): queries join it from the inline table.
+
+Every value is checked before it is written: text in a safe form, an event with an id or
+instant of the wrong type changes nothing; either way the event is recorded in
+``ledger_projection_errors`` (docs/adr/0016). For such events the view and the inline table
+differ: the inline table holds what the command wrote.
 """
 
 from __future__ import annotations
@@ -19,8 +24,25 @@ from uuid import UUID
 from psycopg import sql
 
 from ledger.domain import Credential
-from ledger.projections.base import Curs, LedgerProjection, LedgerView, Positioned, copy_data
+from ledger.projections.base import (
+    Curs,
+    LedgerProjection,
+    LedgerView,
+    Positioned,
+    copy_checked,
+    event_problem,
+)
 from ledger.projections.eventlog import EventLog
+from ledger.projections.problems import (
+    INVALID_VALUE,
+    UNSAFE_TEXT,
+    InvalidValue,
+    Problem,
+    RowCheck,
+    check_id,
+    check_instant,
+    clean_text,
+)
 
 CREDENTIALS_VIEW = "ledger_credentials_view"
 
@@ -89,6 +111,10 @@ VIEW_TYPES = {
     "version": "bigint",
 }
 """The types of ``VIEW_COLUMNS``, in their order (binary ``COPY`` sends exactly these)."""
+VIEW_CHECK = RowCheck(
+    VIEW_TYPES, required=("credential_id", "kind", "token_prefix", "created_at", "version")
+)
+"""What a new row must hold before it is written (see ``RowCheck``)."""
 _row_values = attrgetter(*VIEW_COLUMNS)  # dataclasses.astuple deep-copies every value
 
 
@@ -112,16 +138,44 @@ class CredentialWrites:
     changed: dict[UUID, _Change]
 
 
-def _apply(target: CredentialViewRow | _Change, event: Any) -> None:
-    target.version = event.originator_version
+def _change(event: Any, notes: list[str]) -> dict[str, Any]:
+    """The fields a later event sets, checked (``InvalidValue`` if one is not what it must
+    be, before anything is changed)."""
+    version = event.originator_version
+    if type(version) is not int:
+        msg = "originator_version is not an integer"
+        raise InvalidValue(msg)
     if isinstance(event, Credential.Renewed):
-        target.expires_at = event.expires_at_after
-    elif isinstance(event, Credential.Revoked):
-        target.revoked_at = event.timestamp
-        target.revoked_reason = event.reason
-    elif isinstance(event, Credential.Consumed):
-        target.consumed_at = event.timestamp
-        target.daemon_token_id = event.daemon_token_id
+        return {
+            "version": version,
+            "expires_at": check_instant(event.expires_at_after, "expires_at_after"),
+        }
+    at = check_instant(event.timestamp, "timestamp")
+    if isinstance(event, Credential.Revoked):
+        reason = clean_text(event.reason, "reason", notes)
+        return {"version": version, "revoked_at": at, "revoked_reason": reason}
+    daemon_token_id = check_id(event.daemon_token_id, "daemon_token_id")
+    return {"version": version, "consumed_at": at, "daemon_token_id": daemon_token_id}
+
+
+def _minted_row(event: Credential.Minted, notes: list[str]) -> CredentialViewRow:
+    row = CredentialViewRow.minted(event)
+    values = _row_values(row)
+    checked = VIEW_CHECK(values, notes)
+    return row if checked is values else CredentialViewRow(*checked)
+
+
+def _sources(events: Sequence[Positioned], new: dict[UUID, CredentialViewRow]) -> list[Positioned]:
+    """The ``Minted`` each new row comes from, in the rows' order (the last of a stream's)."""
+    minted = {
+        item.event.originator_id: item
+        for item in events
+        if isinstance(item.event, Credential.Minted) and item.event.originator_id in new
+    }
+    return [minted[cid] for cid in new]
+
+
+LATER_EVENTS = (Credential.Consumed, Credential.Renewed, Credential.Revoked)
 
 
 class CredentialsView(LedgerView):
@@ -129,6 +183,7 @@ class CredentialsView(LedgerView):
 
     tables = (CREDENTIALS_VIEW,)
     tracking_table = "ledger_credentials_view_tracking"
+    projection = "credentials"
 
     def __init__(self, datastore: Any, log: EventLog) -> None:
         super().__init__(datastore, log)
@@ -157,23 +212,48 @@ class CredentialsView(LedgerView):
             .as_string()
         )
 
-    def prepare(self, curs: Curs, events: Sequence[Positioned]) -> CredentialWrites:
+    def prepare(
+        self, curs: Curs, events: Sequence[Positioned], problems: list[Problem]
+    ) -> CredentialWrites:
         """Rows of credentials minted in the batch (as ``COPY`` data, with what their later
         events in the batch changed), and the changes to credentials minted before it."""
         new: dict[UUID, CredentialViewRow] = {}
         changed: dict[UUID, _Change] = {}
+        notes: list[str] = []
         for item in events:
             event = item.event
-            if isinstance(event, Credential.Minted):
-                new[event.originator_id] = CredentialViewRow.minted(event)
-            elif isinstance(event, Credential.Consumed | Credential.Renewed | Credential.Revoked):
-                target: CredentialViewRow | _Change | None = new.get(event.originator_id)
-                if target is None:
-                    target = changed.setdefault(
-                        event.originator_id, _Change(version=event.originator_version)
+            try:
+                if isinstance(event, Credential.Minted):
+                    new[event.originator_id] = (
+                        CredentialViewRow.minted(event) if item.clean else _minted_row(event, notes)
                     )
-                _apply(target, event)
-        rows = copy_data(curs, map(_row_values, new.values()), VIEW_TYPES.values()) if new else b""
+                elif isinstance(event, LATER_EVENTS):
+                    fields = _change(event, notes)
+                    target: CredentialViewRow | _Change | None = new.get(event.originator_id)
+                    if target is None:
+                        target = changed.setdefault(
+                            event.originator_id, _Change(version=fields["version"])
+                        )
+                    for name, value in fields.items():
+                        setattr(target, name, value)
+            except Exception as error:  # noqa: BLE001 - whatever the event holds: its problem
+                problems.append(event_problem(item, INVALID_VALUE, error))
+                notes.clear()
+                continue
+            if notes:
+                problems.append(event_problem(item, UNSAFE_TEXT, "; ".join(notes)))
+                notes.clear()
+        rows = (
+            copy_checked(
+                curs,
+                list(map(_row_values, new.values())),
+                lambda: _sources(events, new),
+                VIEW_TYPES.values(),
+                problems,
+            )
+            if new
+            else b""
+        )
         return CredentialWrites(rows, changed)
 
     def apply(self, curs: Curs, prepared: CredentialWrites) -> None:

@@ -1,12 +1,17 @@
 """Reading the event log for the projections: a page at a time, or the next pages prepared ahead.
 
 ``EventLog.page`` is what a step reads inside its transaction: the events after a position,
-decoded by the ledger's mapper. ``ReadAhead`` reads the pages that come after in a thread, on a
-connection of its own, and lets the projections *prepare* them (compute their rows, render
-their ``COPY`` data): while a step writes one batch and waits on the server, the next one is
-read and prepared. A step only ever uses a page that starts exactly at the position it finds
-under the tracking-row locks; otherwise (another runner took a turn) it reads for itself, and
-the read-ahead is replaced, so what commits is what a step without read-ahead would commit.
+decoded by the ledger's mapper. An event that does not decode (an unknown event type, a
+payload that is not JSON...) is returned as a ``Problem`` in its place, never raised: one bad
+event must not stop the page, nor the pages after it (docs/adr/0016). Each decoded event is
+screened once (``EventScreen``): the views check the rows of those that fail it.
+
+``ReadAhead`` reads the pages that come after in a thread, on a connection of its own, and
+lets the projections *prepare* them (compute their rows, render their ``COPY`` data): while a
+step writes one batch and waits on the server, the next one is read and prepared. A step only
+ever uses a page that starts exactly at the position it finds under the tracking-row locks;
+otherwise (another runner took a turn) it reads for itself, and the read-ahead is replaced, so
+what commits is what a step without read-ahead would commit.
 
 Why a page read earlier, outside the step's transaction, is the same page: writers commit in
 notification-id order (the events-table lock), so any read sees a prefix of the log; the page
@@ -38,11 +43,20 @@ from eventsourcing.persistence import (
     UUIDAsHex,
 )
 from eventsourcing.postgres import PostgresDatastore
+from eventsourcing.utils import resolve_topic
 from psycopg import sql
 from psycopg.rows import tuple_row
 
 from ledger.domain.base import LedgerAggregate
-from ledger.projections.positioned import Curs, Positioned
+from ledger.projections.positioned import Curs, Page, Positioned
+from ledger.projections.problems import (
+    UNDECODABLE,
+    UNKNOWN_EVENT_TYPE,
+    EventScreen,
+    Problem,
+    describe,
+    problem,
+)
 
 log = logging.getLogger(__name__)
 
@@ -111,33 +125,72 @@ class EventLog:
             .format(sql.SQL(columns), table)
             .as_string()
         )
+        self._topics: dict[str, bool] = {}
+        self._screen = EventScreen()
 
     @property
     def mapper(self) -> Mapper[Any]:
         """What decodes the stored events."""
         return self._mapper
 
-    def page(self, curs: Curs, position: int, limit: int) -> list[Positioned]:
+    def page(self, curs: Curs, position: int, limit: int) -> Page:
         """Up to ``limit`` events after ``position``, in the transaction of ``curs``."""
-        return self._decoded(curs, self._after, (position, limit))
+        return self._decoded(curs, self._after, (position, limit), position)
 
     def created(self, curs: Curs, stream_ids: Iterable[UUID]) -> dict[UUID, LedgerAggregate.Event]:
-        """The first event of each of these streams (a credential's ``Minted``...)."""
-        events = self._decoded(curs, self._created, (list(stream_ids),))
-        return {item.event.originator_id: item.event for item in events}
+        """The first event of each of these streams (a credential's ``Minted``...), of those
+        that decode."""
+        page = self._decoded(curs, self._created, (list(stream_ids),), 0)
+        return {item.event.originator_id: item.event for item in page.events}
 
-    def _decoded(self, curs: Curs, query: str, params: tuple[Any, ...]) -> list[Positioned]:
+    def _decoded(self, curs: Curs, query: str, params: tuple[Any, ...], after: int) -> Page:
         # Binary tuples: bytea arrives as bytes (no hex to parse), no dict per row.
         with curs.connection.cursor(row_factory=tuple_row) as tuples:
             tuples.execute(query, params, prepare=True, binary=True)
             rows = tuples.fetchall()
         decode = self._mapper.to_domain_event
-        batch = []
+        known = self._known_topic
+        screen = self._screen
+        events: list[Positioned] = []
+        unreadable: list[Problem] = []
         for notification_id, originator_id, version, topic, state in rows:
-            event = decode(StoredEvent(originator_id, version, topic, state))
-            assert isinstance(event, LedgerAggregate.Event)
-            batch.append(Positioned(notification_id, event))
-        return batch
+            code, detail = UNKNOWN_EVENT_TYPE, "not an event type of this version of the ledger"
+            if known(topic):
+                try:
+                    event = decode(StoredEvent(originator_id, version, topic, state))
+                except Exception as error:  # noqa: BLE001 - whatever the payload holds: its own
+                    code, detail = UNDECODABLE, describe(error)
+                else:
+                    if isinstance(event, LedgerAggregate.Event):
+                        events.append(Positioned(notification_id, event, screen(event)))
+                        continue
+            unreadable.append(
+                problem(notification_id, originator_id, version, topic, code=code, detail=detail)
+            )
+        last = rows[-1][0] if rows else after
+        return Page(events, unreadable, last)
+
+    def _known_topic(self, topic: str) -> bool:
+        """Whether ``topic`` names an event class of the ledger. Only the ledger's own modules
+        are imported to find out: a stored topic never makes this process import anything
+        else."""
+        known = self._topics.get(topic)
+        if known is None:
+            known = False
+            if topic.partition(":")[0].startswith("ledger."):
+                try:
+                    found = resolve_topic(topic)
+                except Exception:  # noqa: BLE001 - a missing module or class: not known
+                    found = None
+                known = isinstance(found, type) and issubclass(found, LedgerAggregate.Event)
+            if len(self._topics) >= _MAX_TOPICS:
+                self._topics.clear()
+            self._topics[topic] = known
+        return known
+
+
+_MAX_TOPICS = 1024
+"""How many topics ``EventLog`` remembers the verdict on (the ledger has a dozen)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +232,7 @@ def _restore_gc_thresholds() -> None:
             gc.set_threshold(*_gc_saved)
 
 
-Prepare = Callable[[Curs, list[Positioned]], dict[str, Any]]
+Prepare = Callable[[Curs, Page], dict[str, Any]]
 """Each projection's prepared rows for a page, by projection name (may read the log)."""
 
 
@@ -247,11 +300,11 @@ class ReadAhead:
             while not self._stop.is_set() and position < self._until:
                 with self._datastore.transaction(commit=False) as curs:
                     page = self._log.page(curs, position, self._limit)
-                    if not page:
+                    if not page.size:
                         break
                     writes = self._prepare(curs, page)
-                self._put(Prepared(position, page[-1].position, writes))
-                position = page[-1].position
+                self._put(Prepared(position, page.last, writes))
+                position = page.last
         except Exception:  # the step reads for itself; it reports what is really wrong
             log.debug("projection read-ahead stopped", exc_info=True)
         finally:

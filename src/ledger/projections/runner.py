@@ -14,6 +14,11 @@ one), and reconnects by itself when its connection drops.
 Read after write: ``wait_current`` reads the head of the event log and catches up to it in the
 calling thread. A command that returned before has committed below that head, so the query that
 follows sees it; if the live runner is mid-batch the caller waits on its row lock (no polling).
+
+No stored value stops a projection (docs/adr/0016): a view projects an event it cannot take as
+it is in a safe form, or skips it, and records it in ``ledger_projection_errors``. Should the
+database still refuse a batch's rows (a data error), the step finds the event by bisecting the
+batch under savepoints, records it as ``rejected_by_store`` and writes the others.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -33,9 +39,19 @@ from psycopg import sql
 from ledger.domain.clock import Clock
 from ledger.domain.errors import UnknownProjection
 from ledger.projections.audit_trail import AuditTrail
-from ledger.projections.base import UPSTREAM, Curs, LedgerProjection, Positioned
+from ledger.projections.base import (
+    UPSTREAM,
+    Curs,
+    LedgerProjection,
+    LedgerView,
+    Page,
+    Positioned,
+    ViewWrites,
+    event_problem,
+)
 from ledger.projections.credentials import Credentials
 from ledger.projections.eventlog import EventLog, Prepare, Prepared, ReadAhead
+from ledger.projections.problems import PROBLEMS_TABLE, REJECTED_BY_STORE, UNSAFE_TEXT, describe
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +68,57 @@ Progress = Callable[[int, int], None]
 """Called after each batch with (lowest position reached, target position)."""
 
 
+REFUSED_DATA_CLASSES = frozenset({"22", "23", "54"})
+"""SQLSTATE classes of a database refusing the data itself (data exception, integrity
+constraint, program limit exceeded), as opposed to the connection or the server failing."""
+
+
+def refused_data(error: psycopg.Error) -> bool:
+    """Whether the database (or psycopg, before sending) refused the values written, so that
+    the same rows would be refused again: the batch holds an event to isolate."""
+    if error.sqlstate is None:
+        return isinstance(error, psycopg.DataError)
+    return error.sqlstate[:2] in REFUSED_DATA_CLASSES
+
+
 @dataclass(frozen=True, slots=True)
 class ProjectionStatus:
-    """Where a projection stands against the head of the event log."""
+    """Where a projection stands against the head of the event log, and how many events it
+    projected in a safe form (``sanitized``) or could not project (``skipped``)."""
 
     name: str
     position: int
     head: int
     lag_events: int
     lag_seconds: float
+    skipped: int = 0
+    sanitized: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectionError:
+    """An event a projection projected in a safe form or skipped (``ledger_projection_errors``)."""
+
+    projection: str
+    position: int
+    stream_id: str | None
+    stream_version: int | None
+    topic: str
+    problem: str
+    detail: str
+    projected: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "projection": self.projection,
+            "position": self.position,
+            "stream_id": self.stream_id,
+            "stream_version": self.stream_version,
+            "topic": self.topic,
+            "problem": self.problem,
+            "detail": self.detail,
+            "projected": self.projected,
+        }
 
 
 class Projections:
@@ -112,6 +170,23 @@ class Projections:
             .format(table)
             .as_string()
         )
+        problems = sql.Identifier(PROBLEMS_TABLE)
+        self._problem_counts = (
+            sql.SQL(
+                "SELECT projection, problem, count(*) AS n FROM {} GROUP BY projection, problem"
+            )
+            .format(problems)
+            .as_string()
+        )
+        self._problems = (
+            sql.SQL(
+                "SELECT projection, position, stream_id, stream_version, topic, problem, detail, "
+                "projected FROM {} WHERE (%(name)s::text IS NULL OR projection = %(name)s) "
+                "AND position > %(after)s ORDER BY position, projection LIMIT %(limit)s"
+            )
+            .format(problems)
+            .as_string()
+        )
         self._listen = sql.SQL("LISTEN {}").format(sql.Identifier(channel)).as_string()
         self._tracking_ready = False
         self._stop = threading.Event()
@@ -152,8 +227,8 @@ class Projections:
     def _prepare(self, names: Sequence[str]) -> Prepare:
         """What prepares a page for the named projections (see ``LedgerView.prepare``)."""
 
-        def prepare(curs: Curs, events: list[Positioned]) -> dict[str, Any]:
-            return {name: self.projections[name].view.prepare(curs, events) for name in names}
+        def prepare(curs: Curs, page: Page) -> dict[str, Any]:
+            return {name: self.projections[name].view.prepare_page(curs, page) for name in names}
 
         return prepare
 
@@ -192,19 +267,58 @@ class Projections:
             if prepared is None or prepared.after != low or not prepared.writes.keys() >= {*behind}:
                 if prepared is not None:
                     log.debug("prepared batch after %d not used: at %d", prepared.after, low)
-                events = self.log.page(curs, low, self.batch_size)
-                if not events:
+                page = self.log.page(curs, low, self.batch_size)
+                if not page.size:
                     return None
-                writes = self._prepare(behind)(curs, events)
-                prepared = Prepared(low, events[-1].position, writes)
+                writes = self._prepare(behind)(curs, page)
+                prepared = Prepared(low, page.last, writes)
             for name in behind:
                 view = self.projections[name].view
-                view.apply(curs, prepared.writes[name])
+                self._apply(curs, view, prepared.writes[name], after=low, last=prepared.last)
                 view.advance(curs, prepared.last)
                 positions[name] = prepared.last
         self._tracking_ready = True
         self.batches += 1
         return min(positions.values())
+
+    def _apply(
+        self, curs: Curs, view: LedgerView, writes: ViewWrites, *, after: int, last: int
+    ) -> None:
+        """Write a view's prepared batch under a savepoint; if the database refuses its data,
+        write the batch's events again, isolating those it refuses (``_isolate``)."""
+        try:
+            with curs.connection.transaction():
+                view.apply_writes(curs, writes)
+        except psycopg.Error as error:
+            if not refused_data(error):
+                raise
+            log.warning(
+                "projection %s: the store refused a batch after %d (%s); isolating its events",
+                view.projection,
+                after,
+                describe(error),
+            )
+            page = self.log.page(curs, after, self.batch_size)
+            self._isolate(curs, view, [e for e in page.events if e.position <= last])
+            view.record(curs, [p for p in page.unreadable if p.position <= last])
+
+    def _isolate(self, curs: Curs, view: LedgerView, events: Sequence[Positioned]) -> None:
+        """Write the events' rows, each half of a refused set again on its own, down to the
+        single events the database refuses: those are recorded as ``rejected_by_store``."""
+        if not events:
+            return
+        try:
+            with curs.connection.transaction():
+                view.apply_writes(curs, view.prepare_page(curs, Page.of(events)))
+        except psycopg.Error as error:
+            if not refused_data(error):
+                raise
+            if len(events) == 1:
+                view.record(curs, [event_problem(events[0], REJECTED_BY_STORE, error)])
+                return
+            half = len(events) // 2
+            self._isolate(curs, view, events[:half])
+            self._isolate(curs, view, events[half:])
 
     def catch_up(
         self,
@@ -274,6 +388,7 @@ class Projections:
         by its recorded time)."""
         head = self.head()
         now = self._clock.now()
+        counts = self.problem_counts()
         result = []
         with self._datastore.transaction(commit=False) as curs:
             for name in NAMES:
@@ -284,10 +399,49 @@ class Projections:
                     counted = curs.fetchone()
                     lag_events = int(counted["n"]) if counted else 0
                     oldest = self._first_after(curs, position)
-                    if oldest is not None:
-                        lag_seconds = max(0.0, (now - oldest.event.timestamp).total_seconds())
-                result.append(ProjectionStatus(name, position, head, lag_events, lag_seconds))
+                    recorded = getattr(oldest.event, "timestamp", None) if oldest else None
+                    if isinstance(recorded, datetime) and recorded.utcoffset() is not None:
+                        lag_seconds = max(0.0, (now - recorded).total_seconds())
+                mine = {
+                    problem: n for (projection, problem), n in counts.items() if projection == name
+                }
+                sanitized = mine.get(UNSAFE_TEXT, 0)
+                skipped = sum(mine.values()) - sanitized
+                result.append(
+                    ProjectionStatus(
+                        name, position, head, lag_events, lag_seconds, skipped, sanitized
+                    )
+                )
         return result
+
+    def problem_counts(self) -> dict[tuple[str, str], int]:
+        """How many events each projection recorded, by (projection, problem code)."""
+        with self._datastore.transaction(commit=False) as curs:
+            curs.execute(self._problem_counts)
+            return {(row["projection"], row["problem"]): int(row["n"]) for row in curs.fetchall()}
+
+    def errors(
+        self, name: str | None = None, *, after: int = 0, limit: int = 100
+    ) -> list[ProjectionError]:
+        """The events the projections (or the one named) projected in a safe form or skipped,
+        by position, after ``after``, at most ``limit``."""
+        if name is not None:
+            self.names([name])
+        with self._datastore.transaction(commit=False) as curs:
+            curs.execute(self._problems, {"name": name, "after": after, "limit": limit})
+            return [
+                ProjectionError(
+                    projection=row["projection"],
+                    position=int(row["position"]),
+                    stream_id=str(row["stream_id"]) if row["stream_id"] else None,
+                    stream_version=row["stream_version"],
+                    topic=row["topic"],
+                    problem=row["problem"],
+                    detail=row["detail"],
+                    projected=row["projected"],
+                )
+                for row in curs.fetchall()
+            ]
 
     def lag(self) -> dict[str, int]:
         """How many notification ids each projection is behind the head (cheap: no count)."""
@@ -298,7 +452,7 @@ class Projections:
         }
 
     def _first_after(self, curs: Curs, position: int) -> Positioned | None:
-        events = self.log.page(curs, position, 1)
+        events = self.log.page(curs, position, 1).events
         return events[0] if events else None
 
     # ------------------------------------------------------------------------- live runner
@@ -346,5 +500,11 @@ class Projections:
                 if self._stop.is_set():
                     return
                 log.warning("projection runner lost its connection: %s", type(error).__name__)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+            except Exception:  # a defect, not the data (docs/adr/0016): keep following anyway
+                if self._stop.is_set():
+                    return
+                log.exception("projection runner failed; retrying")
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Index,
@@ -119,3 +120,18 @@ audit = Table(
 """The Audit trail projection: one row per credential or membership event."""
 
 audit_tracking = tracking("ledger_audit_tracking")
+
+projection_errors = Table(
+    "ledger_projection_errors",
+    metadata,
+    Column("projection", Text, nullable=False),
+    Column("position", BigInteger, nullable=False),
+    Column("stream_id", Uuid),
+    Column("stream_version", BigInteger),
+    Column("topic", Text, nullable=False),
+    Column("problem", Text, nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("projected", Boolean, nullable=False),
+    PrimaryKeyConstraint("projection", "position", name="ledger_projection_errors_pkey"),
+)
+"""Events a projection projected in a safe form or could not project (docs/adr/0016)."""

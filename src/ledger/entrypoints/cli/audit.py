@@ -16,7 +16,9 @@ from uuid import UUID
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
+from ledger.application.audit import MAX_LIMIT
 from ledger.bootstrap import open_ledger
 from ledger.domain.errors import InvalidQueryParameter
 from ledger.entrypoints.cli.console import command_errors, out, print_json
@@ -64,7 +66,9 @@ def projections_run() -> None:
 
 @projections_app.command("status")
 def projections_status(as_json: JsonOption = False) -> None:
-    """Each projection's position and lag (events and seconds) behind the event store."""
+    """Each projection's position and lag (events and seconds) behind the event store, and how
+    many events it projected in a safe form or skipped (`ledger projections errors` lists
+    them)."""
     with command_errors(as_json=as_json) as settings, open_ledger(settings) as ledger:
         rows = ledger.projections.status()
     if as_json:
@@ -76,15 +80,64 @@ def projections_status(as_json: JsonOption = False) -> None:
                     "head": s.head,
                     "lag_events": s.lag_events,
                     "lag_seconds": s.lag_seconds,
+                    "skipped": s.skipped,
+                    "sanitized": s.sanitized,
                 }
                 for s in rows
             ]
         )
         return
-    table = Table("projection", "position", "head", "lag (events)", "lag (seconds)")
+    table = Table(
+        "projection", "position", "head", "lag (events)", "lag (seconds)", "skipped", "sanitized"
+    )
     for s in rows:
         table.add_row(
-            s.name, str(s.position), str(s.head), str(s.lag_events), f"{s.lag_seconds:.1f}"
+            s.name,
+            str(s.position),
+            str(s.head),
+            str(s.lag_events),
+            f"{s.lag_seconds:.1f}",
+            str(s.skipped),
+            str(s.sanitized),
+        )
+    out.print(table)
+    if any(s.skipped or s.sanitized for s in rows):
+        out.print("events not projected as stored: see `ledger projections errors`")
+
+
+@projections_app.command("errors")
+def projections_errors(
+    name: Annotated[
+        str | None, typer.Argument(help=f"one projection ({', '.join(NAMES)}); default all")
+    ] = None,
+    after: Annotated[int, typer.Option(help="only events after this position")] = 0,
+    limit: Annotated[int, typer.Option(help="most rows (1..1000)")] = 100,
+    as_json: JsonOption = False,
+) -> None:
+    """The events the projections projected in a safe form or skipped, by position."""
+    with command_errors(as_json=as_json) as settings:
+        if not 1 <= limit <= MAX_LIMIT:
+            msg = f"limit must be 1..{MAX_LIMIT}"
+            raise InvalidQueryParameter(msg)
+        if not 0 <= after < 2**63:
+            msg = "after must be a position (0 or more)"
+            raise InvalidQueryParameter(msg)
+        with open_ledger(settings) as ledger:
+            errors = ledger.projections.errors(name, after=after, limit=limit)
+    if as_json:
+        print_json([e.to_json() for e in errors])
+        return
+    table = _table("projection", "#", "stream", "topic", "problem", "projected", "detail")
+    for e in errors:
+        _add_row(
+            table,
+            e.projection,
+            str(e.position),
+            f"{e.stream_id} v{e.stream_version}" if e.stream_id else "",
+            e.topic,
+            e.problem,
+            "safe form" if e.projected else "skipped",
+            e.detail,
         )
     out.print(table)
 
@@ -131,6 +184,12 @@ def _table(*columns: str) -> Table:
     return table
 
 
+def _add_row(table: Table, *cells: str) -> None:
+    """A row of stored values, shown as they are: never read as Rich markup or emoji codes (a
+    name such as ``[/]`` would otherwise fail the whole table)."""
+    table.add_row(*(Text(cell) for cell in cells))
+
+
 def _time(value: datetime | None, empty: str = "") -> str:
     return value.isoformat(timespec="seconds") if value else empty
 
@@ -142,7 +201,8 @@ def _events_table(events: list[AuditEvent], *, subject: bool = True) -> Table:
     for e in events:
         who = f"{e.kind} {e.credential_id}" if e.credential_id else f"member {e.user_id}"
         details = "\n".join(f"{k}={v}" for k, v in e.data.items() if v is not None)
-        table.add_row(
+        _add_row(
+            table,
             str(e.position),
             _time(e.at),
             e.type,
@@ -156,7 +216,8 @@ def _events_table(events: list[AuditEvent], *, subject: bool = True) -> Table:
 def _states_table(states: list[CredentialState]) -> Table:
     table = _table("id", "kind", "prefix", "name / daemon", "created", "expires")
     for s in states:
-        table.add_row(
+        _add_row(
+            table,
             str(s.credential_id),
             s.kind,
             s.token_prefix,
@@ -170,7 +231,7 @@ def _states_table(states: list[CredentialState]) -> Table:
 def _state_fields(state: CredentialState) -> Table:
     table = _table("field", "value")
     for key, value in state.to_json().items():
-        table.add_row(key, "" if value is None else str(value))
+        _add_row(table, key, "" if value is None else str(value))
     return table
 
 

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
+from ledger.application import validation
 from ledger.bootstrap import migrate as migrate_database
 from ledger.bootstrap import open_ledger
 from ledger.config import Settings
@@ -50,8 +51,12 @@ def users_create(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Create a user with an initial personal access token (valid 90 days, shown once)."""
-    with command_errors(as_json=as_json) as settings, open_ledger(settings) as ledger:
-        created = ledger.create_user(name, email)
+    with command_errors(as_json=as_json) as settings:
+        # The input rules first: a refused name or e-mail address never opens the store.
+        validation.name(name)
+        validation.email(email)
+        with open_ledger(settings) as ledger:
+            created = ledger.create_user(name, email)
     data = {
         "user_id": str(created.user_id),
         "name": created.name,

@@ -40,8 +40,9 @@ DESCRIPTION = """\
 The credential ledger's HTTP API: personal access tokens (`mul_`), workspaces and members,
 install tokens (`mit_`) exchanged for daemon tokens (`mdt_`).
 
-Authenticate with `Authorization: Bearer <token>`. Every error is `{"error": "<code>"}`;
-each answer carries an `X-Request-ID` header (the client's, if it sent a sane one).
+Authenticate with `Authorization: Bearer <token>`. Every error is `{"error": "<code>"}`, and a
+client error may add `"detail"`, one sentence on what was wrong; each answer carries an
+`X-Request-ID` header (the client's, if it sent a sane one).
 """
 
 

@@ -30,15 +30,23 @@ Daemon = Annotated[Principal, Depends(LedgerAuth({TokenKind.DAEMON_TOKEN}))]
 """The caller of a ``/api/daemon/`` route: daemon tokens only."""
 
 M = TypeVar("M", bound=RequestModel)
+# Documented as UUIDs, read as text: a malformed one answers the route's own 400 code.
+_UUID = {"format": "uuid"}
 
 
 def _workspace_id(
-    workspace_id: Annotated[str, Path(description="the workspace's id (UUID)")],
+    workspace_id: Annotated[
+        str, Path(description="the workspace's id (UUID)", json_schema_extra=_UUID)
+    ],
 ) -> UUID:
     return validation.uuid(workspace_id, InvalidWorkspaceId)
 
 
-def _user_id(user_id: Annotated[str, Path(description="the member's user id (UUID)")]) -> UUID:
+def _user_id(
+    user_id: Annotated[
+        str, Path(description="the member's user id (UUID)", json_schema_extra=_UUID)
+    ],
+) -> UUID:
     return validation.uuid(user_id, InvalidUserId)
 
 

@@ -1,7 +1,8 @@
 """Errors become answers here, once: ``{"error": code}`` with its family's status.
 
 - ``LedgerError`` (raised by the ledger, the auth dependency, body parsing): its code and status.
-- Routing failures: 404 ``not found``, 405 ``method not allowed`` (no ``detail`` bodies).
+- Routing failures: 404 ``not found``, 405 ``method not allowed`` (with ``Allow`` naming every
+  method of every route at that path).
 - ``RequestValidationError`` (FastAPI's own checks; routes parse their bodies themselves, so this
   is a safety net): 400 ``invalid request body`` — FastAPI's 422 never reaches a client.
 - Anything else: ``RequestMiddleware`` answers 500 ``internal error`` with the request id.
@@ -16,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from ledger.domain.errors import InvalidRequestBody, LedgerError, ServiceUnavailable
 from ledger.entrypoints.fastapi import error_response
@@ -36,11 +38,30 @@ async def ledger_error(request: Request, error: Exception) -> Response:
     return error_response(error)
 
 
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route takes at this path (Starlette names only the first route's)."""
+    allowed = [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.routes
+        )
+    ]
+    return ", ".join(allowed)
+
+
 async def http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, HTTPException)
     code = HTTPStatus(error.status_code).phrase.lower()
     _remember(request, code)
-    return JSONResponse({"error": code}, status_code=error.status_code, headers=error.headers)
+    headers = dict(error.headers or {})
+    if error.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
+        headers["Allow"] = _allowed_methods(request)
+    return JSONResponse({"error": code}, status_code=error.status_code, headers=headers)
 
 
 async def validation_error(request: Request, error: Exception) -> Response:

@@ -17,6 +17,9 @@ Without it (an app built in-process, e.g. by tests) the process's default regist
   group-commit writer's batches (its ``on_batch`` hook).
 - ``ledger_projection_lag_events{projection}``: how far each projection is behind, set with
   ``set_projection_lag``; ``ProjectionLagSync`` does, in every worker, from the tracking rows.
+- ``ledger_projection_errors{projection, problem}``: events a projection projected in a safe
+  form (``problem="unsafe_text"``) or skipped (the other problems), from
+  ``ledger_projection_errors`` (docs/adr/0016); set by ``ProjectionLagSync`` too.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ from prometheus_client.registry import Collector
 from ledger.adapters.background import Periodic
 from ledger.bootstrap import PostgresLedger
 from ledger.domain.errors import LedgerError
+from ledger.projections import NAMES
+from ledger.projections.problems import PROBLEMS
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -72,6 +77,20 @@ PROJECTION_LAG = Gauge(
     ["projection"],
     multiprocess_mode="mostrecent",
 )
+
+PROJECTION_ERRORS = Gauge(
+    "ledger_projection_errors",
+    "Events a projection projected in a safe form (unsafe_text) or could not project",
+    ["projection", "problem"],
+    multiprocess_mode="mostrecent",
+)
+
+
+def set_projection_errors(counts: dict[tuple[str, str], int]) -> None:
+    """Report each projection's recorded events by problem (zero for those with none)."""
+    for name in NAMES:
+        for code in PROBLEMS:
+            PROJECTION_ERRORS.labels(name, code).set(counts.get((name, code), 0))
 
 
 def set_projection_lag(projection: str, lag: int) -> None:
@@ -118,7 +137,8 @@ class CacheStatsSync:
 
 
 class ProjectionLagSync:
-    """Sets ``ledger_projection_lag_events`` from the tracking rows every ``interval_s``."""
+    """Sets ``ledger_projection_lag_events`` from the tracking rows and
+    ``ledger_projection_errors`` from the recorded problems, every ``interval_s``."""
 
     def __init__(self, ledger: PostgresLedger, interval_s: float = 5.0) -> None:
         self._projections = ledger.projections
@@ -127,10 +147,12 @@ class ProjectionLagSync:
     def sync(self) -> None:
         try:
             lags = self._projections.lag()
+            errors = self._projections.problem_counts()
         except (LedgerError, PersistenceError, psycopg.Error):
-            return  # the store is away: /readyz says so; the gauge keeps its last value
+            return  # the store is away: /readyz says so; the gauges keep their last values
         for name, lag in lags.items():
             set_projection_lag(name, lag)
+        set_projection_errors(errors)
 
     def start(self) -> None:
         self._periodic.start()

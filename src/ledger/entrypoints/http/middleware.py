@@ -95,7 +95,12 @@ class RequestMiddleware:
 
     def _too_large(self, headers: Headers) -> bool:
         length = headers.get("content-length")
-        return length is not None and length.isdigit() and int(length) > self.max_body_bytes
+        if length is None:
+            return False
+        if not length.isascii() or not length.isdigit():
+            return False  # the server refuses a malformed length before the app sees it
+        # Any length with more digits than the limit is over it: never convert a huge number.
+        return len(length) > len(str(self.max_body_bytes)) or int(length) > self.max_body_bytes
 
     @staticmethod
     def _record(scope: Scope, status: int, seconds: float) -> None:

@@ -1,10 +1,18 @@
-"""The error answers each route documents in the OpenAPI schema."""
+"""The error answers each route documents in the OpenAPI schema, and its path ids."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from fastapi import Path
+
 from ledger.entrypoints.http.models import ErrorBody
+
+
+def path_id(what: str) -> Any:
+    """A path parameter holding ``what``'s id: documented as ``format: uuid``; read as text so
+    that a malformed one answers the route's own 400 code (``invalid token id``, ...)."""
+    return Path(description=f"{what}'s id (UUID)", json_schema_extra={"format": "uuid"})
 
 
 def errors(**statuses: str) -> dict[int | str, dict[str, Any]]:
@@ -14,6 +22,9 @@ def errors(**statuses: str) -> dict[int | str, dict[str, Any]]:
         for key, text in statuses.items()
     }
 
+
+BODY = {"s413": "`request body too large` (over 64 KiB)"}
+"""What a route that reads a body adds to its errors."""
 
 AUTH = {
     "s401": "`missing authorization`, `invalid token`",

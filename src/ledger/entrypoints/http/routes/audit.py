@@ -1,23 +1,28 @@
 """The audit trail over HTTP: a credential's history, a workspace's feed, what was valid when.
 
 Query parameters are read as text and checked by the ledger's own rules, so a bad one answers
-400 ``invalid query parameter`` (never FastAPI's 422). Every answer reflects every command that
-returned before the request arrived (the projections are caught up to the head first).
+400 ``invalid query parameter`` (never FastAPI's 422); each route documents them with the exact
+schema it enforces (``openapi_extra``), since FastAPI would describe them as plain strings.
+Every answer reflects every command that returned before the request arrived (the projections
+are caught up to the head first).
 """
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from ledger.application import validation
 from ledger.application.audit import DEFAULT_LIMIT, MAX_LIMIT
 from ledger.domain.errors import InvalidQueryParameter
 from ledger.entrypoints.http.dependencies import LedgerDep, User, WorkspaceId
 from ledger.entrypoints.http.models import UtcDateTime
-from ledger.entrypoints.http.routes._errors import AUTH, errors
+from ledger.entrypoints.http.routes._errors import AUTH, errors, path_id
 from ledger.projections import EVENT_TYPES, AuditEvent, CredentialState
 from ledger.projections.queries import parse_instant
 
@@ -90,18 +95,74 @@ def _state(state: CredentialState) -> CredentialStateBody:
     return CredentialStateBody.model_validate(data)
 
 
+# RFC 3339's date-time (section 5.6), the form the schema's `format: date-time` names; Python's
+# own parser also takes forms RFC 3339 does not (no seconds, a date alone, week dates, ...).
+_RFC3339 = re.compile(
+    r"(\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:)(\d{2})((\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2}))", re.ASCII
+)
+_LEAP_SECOND = "60"
+
+
 def _instant(value: str | None, field: str) -> Any:
+    if value is None:
+        return None
     # A query string decodes "+" to a space: "12:00:00+00:00" arrives as "12:00:00 00:00".
-    return None if value is None else parse_instant(value.replace(" ", "+"), field)
+    text = value.replace(" ", "+")
+    match = _RFC3339.fullmatch(text)
+    if match is None:
+        msg = f"{field} is not an RFC 3339 timestamp (e.g. 2026-11-22T12:00:00Z)"
+        raise InvalidQueryParameter(msg)
+    head, second, tail = match.group(1, 2, 3)
+    if second != _LEAP_SECOND:
+        return parse_instant(text.upper(), field)
+    # A leap second (RFC 3339 allows :60) is read as the instant that follows it, as POSIX does.
+    before = parse_instant(f"{head}59{tail}".upper(), field)
+    try:
+        return before + timedelta(seconds=1)
+    except OverflowError:
+        msg = f"{field} is past the last instant the ledger can represent"
+        raise InvalidQueryParameter(msg) from None
+
+
+def _query(name: str, description: str, schema: dict[str, Any], *, required: bool = False) -> Any:
+    """The documentation of one query parameter (the route reads it as text itself)."""
+    return {
+        "name": name,
+        "in": "query",
+        "required": required,
+        "description": description,
+        "schema": schema,
+    }
+
+
+_DATE_TIME = {"type": "string", "format": "date-time"}
+_FEED_QUERY = {
+    "parameters": [
+        _query("since", "RFC 3339, inclusive", _DATE_TIME),
+        _query("until", "RFC 3339, exclusive", _DATE_TIME),
+        _query("type", "one event type", {"type": "string", "enum": list(EVENT_TYPES)}),
+        _query(
+            "limit",
+            f"1..{MAX_LIMIT}, default {DEFAULT_LIMIT}",
+            {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+        ),
+        _query(
+            "cursor",
+            "`next_cursor` or an event's position (empty: from the start)",
+            {"type": "string", "pattern": "^[0-9]{0,18}$"},
+        ),
+    ]
+}
+_VALID_AT_QUERY = {
+    "parameters": [_query("valid_at", "the instant, RFC 3339", _DATE_TIME, required=True)]
+}
+_HIDDEN = Query(include_in_schema=False)
 
 
 def _limit(value: str | None) -> int:
     if value is None:
         return DEFAULT_LIMIT
-    if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
-        msg = f"limit must be 1..{MAX_LIMIT}"
-        raise InvalidQueryParameter(msg)
-    return int(value)
+    return validation.bounded_int(value, "limit", 1, MAX_LIMIT, InvalidQueryParameter)
 
 
 @router.get(
@@ -115,7 +176,7 @@ def _limit(value: str | None) -> int:
 )
 def credential_history(
     caller: User,
-    credential_id: Annotated[str, Path(description="the credential's id (UUID)")],
+    credential_id: Annotated[str, path_id("the credential")],
     ledger: LedgerDep,
 ) -> HistoryBody:
     history = ledger.credential_history(caller, credential_id)
@@ -128,16 +189,17 @@ def credential_history(
     "/workspaces/{workspace_id}/audit",
     summary="The workspace's audit feed, oldest first (owner or admin)",
     responses=errors(**_ADMIN),
+    openapi_extra=_FEED_QUERY,
 )
 def workspace_audit(  # noqa: PLR0917 - the feed's filters
     caller: User,
     workspace_id: WorkspaceId,
     ledger: LedgerDep,
-    since: Annotated[str | None, Query(description="RFC 3339, inclusive")] = None,
-    until: Annotated[str | None, Query(description="RFC 3339, exclusive")] = None,
-    type: Annotated[str | None, Query(description="one event type")] = None,  # noqa: A002
-    limit: Annotated[str | None, Query(description=f"1..{MAX_LIMIT}, default 100")] = None,
-    cursor: Annotated[str | None, Query(description="`next_cursor` or an event's position")] = None,
+    since: Annotated[str | None, _HIDDEN] = None,
+    until: Annotated[str | None, _HIDDEN] = None,
+    type: Annotated[str | None, _HIDDEN] = None,  # noqa: A002
+    limit: Annotated[str | None, _HIDDEN] = None,
+    cursor: Annotated[str | None, _HIDDEN] = None,
 ) -> AuditPageBody:
     page = ledger.workspace_audit(
         caller,
@@ -155,12 +217,13 @@ def workspace_audit(  # noqa: PLR0917 - the feed's filters
     "/workspaces/{workspace_id}/credentials",
     summary="The workspace's daemon and install tokens usable at `valid_at`, as of then",
     responses=errors(**_ADMIN),
+    openapi_extra=_VALID_AT_QUERY,
 )
 def workspace_valid_at(
     caller: User,
     workspace_id: WorkspaceId,
     ledger: LedgerDep,
-    valid_at: Annotated[str | None, Query(description="the instant, RFC 3339")] = None,
+    valid_at: Annotated[str | None, _HIDDEN] = None,
 ) -> list[CredentialStateBody]:
     if valid_at is None:
         msg = "valid_at is required"

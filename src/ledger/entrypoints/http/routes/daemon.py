@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Response
 
 from ledger.entrypoints.http.dependencies import Daemon, LedgerDep, User, WorkspaceId
 from ledger.entrypoints.http.models import DaemonTokenBody, WhoamiBody, from_view
-from ledger.entrypoints.http.routes._errors import AUTH, errors
+from ledger.entrypoints.http.routes._errors import AUTH, errors, path_id
 
 router = APIRouter(prefix="/api", tags=["install and daemon tokens"])
 
@@ -47,7 +47,7 @@ def list_daemon_tokens(
 def revoke_daemon_token(
     caller: User,
     workspace_id: WorkspaceId,
-    token_id: Annotated[str, Path(description="the daemon token's id (UUID)")],
+    token_id: Annotated[str, path_id("the daemon token")],
     ledger: LedgerDep,
 ) -> Response:
     ledger.revoke_daemon_token(caller, workspace_id, token_id)

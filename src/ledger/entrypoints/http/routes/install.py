@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends
 from ledger.entrypoints.http.dependencies import LedgerDep, User, WorkspaceId, json_body
 from ledger.entrypoints.http.models import ExchangedBody, ExchangeRequest, InstallTokenBody
 from ledger.entrypoints.http.openapi import request_body
-from ledger.entrypoints.http.routes._errors import AUTH, errors
+from ledger.entrypoints.http.routes._errors import AUTH, BODY, errors
 
 router = APIRouter(prefix="/api", tags=["install and daemon tokens"])
 
@@ -48,6 +48,7 @@ def mint_install_token(
         "`daemon_id is required`",
         s401="`invalid_install_token` (unknown, expired, revoked), `install_token_already_used`",
         s403="`install token issuer is not a workspace admin`",
+        **BODY,
         s503="`service unavailable`",
     ),
 )

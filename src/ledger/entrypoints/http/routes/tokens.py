@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Depends, Response
 from pydantic import TypeAdapter
 
 from ledger.entrypoints.fastapi import bearer_token
@@ -18,7 +18,7 @@ from ledger.entrypoints.http.models import (
     from_view,
 )
 from ledger.entrypoints.http.openapi import request_body
-from ledger.entrypoints.http.routes._errors import AUTH, errors
+from ledger.entrypoints.http.routes._errors import AUTH, BODY, errors, path_id
 
 router = APIRouter(prefix="/api/tokens", tags=["personal access tokens"])
 _instant: TypeAdapter[UtcDateTime] = TypeAdapter(UtcDateTime)
@@ -30,7 +30,9 @@ _instant: TypeAdapter[UtcDateTime] = TypeAdapter(UtcDateTime)
     summary="Mint a personal access token (the secret is in this answer only)",
     openapi_extra=request_body(CreateTokenRequest),
     responses=errors(
-        s400="`invalid request body`, `name is required`, `invalid expires_in_days`", **AUTH
+        s400="`invalid request body`, `name is required`, `invalid expires_in_days`",
+        **BODY,
+        **AUTH,
     ),
 )
 def create_token(
@@ -54,9 +56,13 @@ def list_tokens(caller: User, ledger: LedgerDep) -> list[TokenBody]:
 @router.post(
     "/current/renew",
     summary="Renew the bearer token when 7 days or less remain (body ignored)",
+    # The bearer is optional here: without one the answer is 400, not 401 (`{}` in OpenAPI's
+    # security list says so).
+    openapi_extra={"security": [{}]},
     responses=errors(
         s400="`only personal access tokens can be renewed`",
         s401="`token is no longer valid`",
+        **BODY,
         s503="`service unavailable`",
     ),
 )
@@ -79,7 +85,7 @@ def renew_current(
 )
 def revoke_token(
     caller: User,
-    token_id: Annotated[str, Path(description="the token's id (UUID)")],
+    token_id: Annotated[str, path_id("the token")],
     ledger: LedgerDep,
 ) -> Response:
     ledger.revoke_personal_access_token(caller, token_id)

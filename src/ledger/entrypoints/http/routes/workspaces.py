@@ -22,7 +22,7 @@ from ledger.entrypoints.http.models import (
     WorkspaceBody,
 )
 from ledger.entrypoints.http.openapi import request_body
-from ledger.entrypoints.http.routes._errors import AUTH, errors
+from ledger.entrypoints.http.routes._errors import AUTH, BODY, errors
 
 router = APIRouter(prefix="/api/workspaces", tags=["workspaces"])
 
@@ -38,7 +38,7 @@ def _member(member: Member) -> MemberBody:
     status_code=201,
     summary="Create a workspace; the caller is its owner",
     openapi_extra=request_body(CreateWorkspaceRequest),
-    responses=errors(s400="`invalid request body`, `name is required`", **AUTH),
+    responses=errors(s400="`invalid request body`, `name is required`", **BODY, **AUTH),
 )
 def create_workspace(
     caller: User,
@@ -68,6 +68,7 @@ def list_members(caller: User, workspace_id: WorkspaceId, ledger: LedgerDep) -> 
         s403="`insufficient permissions`",
         s404=f"{_NOT_MEMBER}, `user not found`",
         s409="`already a member`",
+        **BODY,
         **AUTH,
     ),
 )
@@ -90,6 +91,7 @@ def add_member(
         "`invalid workspace id`, `invalid user id`",
         s403="`insufficient permissions`",
         s404=f"{_NOT_MEMBER}, `member not found`",
+        **BODY,
         **AUTH,
     ),
 )
