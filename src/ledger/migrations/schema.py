@@ -12,6 +12,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     Table,
     Text,
+    UniqueConstraint,
     Uuid,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -119,3 +120,15 @@ audit = Table(
 """The Audit trail projection: one row per credential or membership event."""
 
 audit_tracking = tracking("ledger_audit_tracking")
+
+log_leaves = Table(
+    "ledger_log_leaves",
+    metadata,
+    Column("leaf_index", BigInteger, primary_key=True, autoincrement=False),
+    Column("originator_id", Uuid, nullable=False),
+    Column("originator_version", BigInteger, nullable=False),
+    Column("notification_id", BigInteger, nullable=False),
+    Column("leaf_hash", LargeBinary, nullable=False),
+    UniqueConstraint("originator_id", "originator_version", name="ledger_log_leaves_event_key"),
+)
+"""The witnessed leaves of the log's Merkle tree (append-only; ADR 0019)."""
