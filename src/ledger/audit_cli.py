@@ -17,6 +17,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ledger import tamper_cli
 from ledger.console import fail, load_settings, out, print_json
 from ledger.errors import InvalidQueryParameter, LedgerError
 from ledger.projections import NAMES, AuditEvent, CredentialState
@@ -263,3 +264,9 @@ def audit_valid_at(
         print_json([s.to_json() for s in states])
         return
     out.print(_states_table(states))
+
+
+# Tamper evidence (ADR 0019): the commands live in their own module.
+audit_app.command("checkpoint")(tamper_cli.checkpoint)
+audit_app.command("verify")(tamper_cli.verify)
+audit_app.command("repair-auth")(tamper_cli.repair)

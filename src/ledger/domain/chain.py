@@ -105,3 +105,21 @@ def verify_chain(events: Iterable[object]) -> str:
         expected = event_hash(event)
         expected_version += 1
     return expected
+
+
+def stored_event_hash(
+    topic: str, originator_id: object, originator_version: int, state: dict[str, Any]
+) -> str:
+    """The hash of an event as it was stored: its state as decoded, before any upcaster.
+
+    For an event that was not upcast this is ``event_hash`` of the decoded event (the stored
+    state is its attributes but the id and version, plus ``class_version`` when above 1, which
+    the domain never hashed); for an upcast one it is the hash its successor linked to when it
+    was written. The type is the stored topic's qualified name (docs/adr/0019).
+    """
+    body = {name: _canonical_value(value) for name, value in state.items()}
+    body.pop("class_version", None)
+    body["originator_id"] = _canonical_value(originator_id)
+    body["originator_version"] = originator_version
+    body["__type__"] = topic.partition(":")[2]
+    return hashlib.sha256(_ENCODER.encode(body).encode("utf-8")).hexdigest()

@@ -1,0 +1,492 @@
+"""Reading the store to check it: ``ledger audit verify``, ``checkpoint`` and ``repair-auth``.
+
+Verify runs in one read-only, repeatable-read transaction (one consistent snapshot) and streams
+everything it reads, so its memory does not grow with the log:
+
+1. the witnessed leaves against the log (``ledger.adapters.witness``): events altered, missing,
+   inserted before the last witnessed one, or reordered;
+2. the log against each checkpoint: the signature (by the ledger's key when its key file is
+   there), the log's length, and its tree hash after the checkpoint's ``log_size`` events;
+3. every stream in ``(originator_id, originator_version)`` order: its hash chain recomputed from
+   the stored (pre-upcast) states, and, for a credential, the auth lookup table's row against
+   the state folded from its events (a merge with the table read in the same order).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from eventsourcing.persistence import Mapper
+from eventsourcing.utils import resolve_topic
+from psycopg import sql
+from psycopg.rows import tuple_row
+
+from ledger.adapters import log_order, witness
+from ledger.adapters.credentials_table import WRITE_COLUMNS, CredentialRow, row_values
+from ledger.adapters.postgres import CREDENTIALS_TABLE, EVENTS_TABLE
+from ledger.adapters.signing import (
+    load_or_create_key,
+    public_bytes,
+    sign_checkpoint,
+    signature_holds,
+)
+from ledger.domain import Credential
+from ledger.domain.chain import stored_event_hash
+from ledger.domain.checkpoint import Checkpoint
+from ledger.domain.tamper import Problem, ProblemCode, StoredLink, check_chain
+
+log = logging.getLogger(__name__)
+
+FETCH = 5_000
+Progress = Callable[[int, int], None]
+"""Called with (work done, total work), in events read."""
+
+
+@dataclass
+class VerifyReport:
+    """What verify read and every problem it found (``ok`` when there is none)."""
+
+    events: int = 0
+    streams: int = 0
+    credentials: int = 0
+    witnessed: int = 0
+    checkpoints: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "ok": self.ok,
+            "events": self.events,
+            "streams": self.streams,
+            "credentials": self.credentials,
+            "witnessed": self.witnessed,
+            "checkpoints": self.checkpoints,
+        }
+        if not self.ok:
+            body["problems"] = [p.to_json() for p in self.problems]
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class NamedCheckpoint:
+    """A checkpoint and where it came from (its file), to name it in a problem."""
+
+    name: str
+    checkpoint: Checkpoint
+
+
+def _connect(url: str, *, read_only: bool) -> psycopg.Connection[Any]:
+    conn = psycopg.connect(url, connect_timeout=5)
+    conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+    conn.read_only = read_only
+    return conn
+
+
+# ------------------------------------------------------------------------------ checkpoints
+
+
+def take_checkpoint(url: str, key_file: Path, *, at: datetime) -> Checkpoint:
+    """Witness the events the log gained, then sign its length and tree hash (one snapshot)."""
+    key = load_or_create_key(key_file)
+    with _connect(url, read_only=False) as conn:
+        witness.extend(conn)
+        size, root, _ = witness.log_roots(conn)
+        conn.commit()
+    return sign_checkpoint(key, log_size=size, root_hash=root, at=at)
+
+
+def trusted_key(key_file: Path) -> bytes | None:
+    """The ledger's public key, if its key file is there (never creates one)."""
+    if not key_file.exists():
+        return None
+    return public_bytes(load_or_create_key(key_file))
+
+
+# ----------------------------------------------------------------------------------- verify
+
+
+def verify_store(
+    url: str,
+    mapper: Mapper[Any],
+    checkpoints: Sequence[NamedCheckpoint] = (),
+    *,
+    trusted: bytes | None = None,
+    progress: Progress | None = None,
+) -> VerifyReport:
+    """Check the store (see the module's docstring); every problem found is in the report."""
+    report = VerifyReport(checkpoints=len(checkpoints))
+    found: dict[tuple[object, ...], Problem] = {}
+
+    def add(problem: Problem) -> None:
+        if problem.key not in found:
+            found[problem.key] = problem
+
+    with _connect(url, read_only=True) as conn:
+        report.events = witness.log_size(conn)
+        report.witnessed = witness.witnessed(conn)
+        total = 2 * report.events
+        done = 0
+
+        def advance(n: int) -> None:
+            nonlocal done
+            done += n
+            if progress is not None:
+                progress(done, total)
+
+        for problem in _witness_problems(conn):
+            add(problem)
+        for problem in _checkpoint_problems(conn, checkpoints, trusted, report, advance):
+            add(problem)
+        streams = _Streams(conn, mapper)
+        for problem in streams.check(advance):
+            add(problem)
+        report.streams, report.credentials = streams.streams, streams.credentials
+        conn.rollback()
+    report.problems = sorted(found.values(), key=_report_order)
+    return report
+
+
+def _report_order(problem: Problem) -> tuple[int, str, str, int]:
+    return (
+        problem.position if problem.position is not None else 1 << 62,
+        problem.problem.value,
+        str(problem.stream_id or problem.credential_id or ""),
+        problem.stream_version or 0,
+    )
+
+
+_WITNESS_CHECKS = (
+    (witness.altered, ProblemCode.EVENT_ALTERED, "the stored event no longer matches its leaf"),
+    (witness.missing, ProblemCode.EVENT_MISSING, "a witnessed event is no longer in the log"),
+    (
+        witness.inserted,
+        ProblemCode.EVENT_INSERTED,
+        "an event that was never witnessed stands before the last witnessed one",
+    ),
+    (
+        witness.reordered,
+        ProblemCode.EVENTS_REORDERED,
+        "the event stands right after one witnessed later than it",
+    ),
+)
+
+
+def _witness_problems(conn: psycopg.Connection[Any]) -> Iterator[Problem]:
+    for check, code, detail in _WITNESS_CHECKS:
+        for position, stream_id, version, leaf_index in check(conn):
+            extra = {} if leaf_index is None else {"leaf_index": leaf_index}
+            yield Problem(
+                code,
+                detail,
+                position=position,
+                credential_id=stream_id if _is_credential(conn, stream_id) else None,
+                stream_id=stream_id,
+                stream_version=version,
+                extra=extra,
+            )
+
+
+def _is_credential(conn: psycopg.Connection[Any], stream_id: UUID) -> bool:
+    """Whether a stream is a credential's: it has an auth row or a credential event left."""
+    query = sql.SQL(
+        "SELECT EXISTS (SELECT 1 FROM {c} WHERE credential_id = %(id)s) OR EXISTS ("
+        "SELECT 1 FROM {e} WHERE originator_id = %(id)s AND topic LIKE %(topic)s)"
+    ).format(c=sql.Identifier(CREDENTIALS_TABLE), e=sql.Identifier(EVENTS_TABLE))
+    row = conn.execute(query, {"id": stream_id, "topic": _CREDENTIAL_TOPIC + "%"}).fetchone()
+    return bool(row and row[0])
+
+
+def _checkpoint_problems(
+    conn: psycopg.Connection[Any],
+    checkpoints: Sequence[NamedCheckpoint],
+    trusted: bytes | None,
+    report: VerifyReport,
+    advance: Callable[[int], None],
+) -> Iterator[Problem]:
+    valid: list[NamedCheckpoint] = []
+    for named in checkpoints:
+        if signature_holds(named.checkpoint, trusted):
+            valid.append(named)
+            continue
+        other_key = trusted is not None and named.checkpoint.public_key != trusted
+        yield Problem(
+            ProblemCode.BAD_SIGNATURE,
+            "signed by another key than the ledger's"
+            if other_key
+            else "the signature does not match the checkpoint's contents",
+            checkpoint=named.name,
+        )
+    sizes = [n.checkpoint.log_size for n in valid]
+    size, _, roots = witness.log_roots(conn, sizes, advance)
+    witnessed_roots = witness.witness_roots(conn, sizes) if valid else {}
+    for named in valid:
+        expected = named.checkpoint
+        authentic = witnessed_roots.get(expected.log_size) == expected.root_hash
+        if size < expected.log_size and not (
+            authentic and witness.holds_leaf(conn, expected.log_size - 1)
+        ):
+            yield Problem(
+                ProblemCode.LOG_TRUNCATED,
+                f"the log holds {size} events; the checkpoint of {expected.time} covers "
+                f"{expected.log_size}",
+                position=size,
+                checkpoint=named.name,
+                extra={"log_size": size, "checkpoint_size": expected.log_size},
+            )
+        elif (
+            expected.log_size in roots
+            and roots[expected.log_size] != expected.root_hash
+            and not authentic
+        ):
+            # The leaves that would name the events were rewritten too: say what is known.
+            yield Problem(
+                ProblemCode.EVENT_ALTERED,
+                f"the first {expected.log_size} events do not hash to the checkpoint's root, "
+                "and the witnessed leaves that would name them were rewritten as well",
+                checkpoint=named.name,
+            )
+
+
+class _Streams:
+    """The stream-by-stream pass: chains, and credentials against the auth lookup table."""
+
+    def __init__(
+        self, conn: psycopg.Connection[Any], mapper: Mapper[Any], *, keep_folded: bool = False
+    ) -> None:
+        self._conn = conn
+        self._mapper = mapper
+        self.streams = 0
+        self.credentials = 0
+        self._keep_folded = keep_folded
+        self.folded: dict[UUID, Credential] = {}
+        """The folded state of each credential whose row differs (when ``keep_folded``)."""
+
+    def _events(self) -> Iterator[tuple[int, UUID, int, str, bytes]]:
+        query = sql.SQL(
+            "SELECT {pos}, originator_id, originator_version, topic, state FROM {e} "
+            "WHERE {final} ORDER BY originator_id, originator_version"
+        ).format(
+            pos=sql.Identifier(log_order.POSITION),
+            e=sql.Identifier(EVENTS_TABLE),
+            final=log_order.final(),
+        )
+        with self._conn.cursor(name="ledger_streams", binary=True, row_factory=tuple_row) as cur:
+            cur.itersize = FETCH
+            cur.execute(query)
+            yield from cur
+
+    def _rows(self) -> Iterator[tuple[Any, ...]]:
+        query = sql.SQL("SELECT {cols} FROM {t} ORDER BY credential_id").format(
+            cols=sql.SQL(", ").join(sql.Identifier(c) for c in WRITE_COLUMNS),
+            t=sql.Identifier(CREDENTIALS_TABLE),
+        )
+        with self._conn.cursor(name="ledger_auth_rows", row_factory=tuple_row) as cur:
+            cur.itersize = FETCH
+            cur.execute(query)
+            yield from cur
+
+    def check(self, advance: Callable[[int], None]) -> Iterator[Problem]:
+        rows = self._rows()
+        row = next(rows, None)
+        pending = 0
+        for stream_id, events in itertools.groupby(self._events(), key=lambda e: e[1]):
+            batch = list(events)
+            self.streams += 1
+            pending += len(batch)
+            if pending >= FETCH:
+                advance(pending)
+                pending = 0
+            while row is not None and row[0] < stream_id:
+                yield _orphan_row(row[0])
+                row = next(rows, None)
+            stored = row if row is not None and row[0] == stream_id else None
+            if stored is not None:
+                row = next(rows, None)
+            yield from self._stream(stream_id, batch, stored)
+        advance(pending)
+        while row is not None:
+            yield _orphan_row(row[0])
+            row = next(rows, None)
+
+    def _stream(
+        self,
+        stream_id: UUID,
+        batch: list[tuple[int, UUID, int, str, bytes]],
+        row: tuple[Any, ...] | None,
+    ) -> Iterator[Problem]:
+        links: list[StoredLink] = []
+        events: list[Any] = []
+        undecodable = False
+        first_topic = batch[0][3] or ""
+        credential_id = stream_id if first_topic.startswith(_CREDENTIAL_TOPIC) else None
+        for position, _, version, topic, state in batch:
+            try:
+                link, event = self._decode(position, stream_id, version, topic, state)
+            except Exception:  # noqa: BLE001 - whatever a rewritten state does, it is a finding
+                undecodable = True
+                yield Problem(
+                    ProblemCode.EVENT_ALTERED,
+                    "the stored event cannot be decoded",
+                    position=position,
+                    credential_id=credential_id,
+                    stream_id=stream_id,
+                    stream_version=version,
+                )
+                continue
+            links.append(link)
+            events.append(event)
+        chain = list(check_chain(stream_id, links, credential_id=credential_id))
+        yield from chain
+        if credential_id is None:
+            if row is not None:
+                yield _orphan_row(row[0])
+            return
+        self.credentials += 1
+        if undecodable or chain:
+            return  # the stream itself is reported; its row is not compared with a guess
+        folded = _fold(events)
+        for problem in _compare_row(stream_id, folded, row):
+            if self._keep_folded and folded is not None:
+                self.folded[stream_id] = folded
+            yield problem
+
+    def _decode(
+        self, position: int, stream_id: UUID, version: int, topic: str, state: bytes
+    ) -> tuple[StoredLink, Any]:
+        mapper = self._mapper
+        if mapper.cipher:
+            state = mapper.cipher.decrypt(state)
+        if mapper.compressor:
+            state = mapper.compressor.decompress(state)
+        decoded: dict[str, Any] = mapper.transcoder.decode(state)
+        link = StoredLink(
+            position,
+            version,
+            decoded.get("prev_hash"),
+            stored_event_hash(topic, stream_id, version, decoded),
+        )
+        # What ``Mapper.to_domain_event`` does with the state, upcasting included.
+        cls = resolve_topic(topic)
+        decoded["originator_id"] = stream_id
+        decoded["originator_version"] = version
+        from_version = decoded.pop("class_version", 1)
+        while from_version < getattr(cls, "class_version", 1):
+            getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(decoded)
+            from_version += 1
+        event = object.__new__(cls)
+        object.__setattr__(event, "__dict__", decoded)
+        return link, event
+
+
+_CREDENTIAL_TOPIC = "ledger.domain.credential:"
+
+
+def _fold(events: list[Any]) -> Credential | None:
+    aggregate: Any = None
+    for event in events:
+        aggregate = event.mutate(aggregate)
+    return aggregate if isinstance(aggregate, Credential) else None
+
+
+def _orphan_row(credential_id: UUID) -> Problem:
+    return Problem(
+        ProblemCode.AUTH_ROW_MISMATCH,
+        "the auth table has a row for a credential that has no events",
+        credential_id=credential_id,
+    )
+
+
+def _compare_row(
+    credential_id: UUID, folded: Credential | None, row: tuple[Any, ...] | None
+) -> Iterator[Problem]:
+    if folded is None:
+        return
+    expected = row_values(CredentialRow.of(folded))
+    if row is None:
+        yield Problem(
+            ProblemCode.AUTH_ROW_MISMATCH,
+            "the credential has no row in the auth table",
+            credential_id=credential_id,
+        )
+        return
+    differ = [c for c, a, b in zip(WRITE_COLUMNS, expected, row, strict=True) if a != b]
+    if differ:
+        yield Problem(
+            ProblemCode.AUTH_ROW_MISMATCH,
+            f"the auth table's row differs from the events in: {', '.join(differ)}",
+            credential_id=credential_id,
+            extra={"columns": differ},
+        )
+
+
+# ------------------------------------------------------------------------------ repair-auth
+
+
+@dataclass
+class RepairReport:
+    """The auth table's rows that disagreed with the events, and what was done to each."""
+
+    rewritten: list[UUID] = field(default_factory=list)
+    removed: list[UUID] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rewritten": [str(c) for c in self.rewritten],
+            "removed": [str(c) for c in self.removed],
+            "problems": [p.to_json() for p in self.problems],
+        }
+
+
+def repair_auth(url: str, mapper: Mapper[Any]) -> RepairReport:
+    """Re-derive the auth table's rows that disagree with the events, in one transaction that
+    holds the events-table lock (no command commits meanwhile): a row that differs is
+    rewritten from the folded state (its ``last_used_at`` kept), a row without events removed,
+    a missing row written. A credential whose own stream is damaged is left as it is (its
+    problem is reported, and verify names it)."""
+    report = RepairReport()
+    credentials = sql.Identifier(CREDENTIALS_TABLE)
+    upsert = sql.SQL(
+        "INSERT INTO {t} ({cols}) VALUES ({params}) ON CONFLICT (credential_id) DO UPDATE SET {set}"
+    ).format(
+        t=credentials,
+        cols=sql.SQL(", ").join(sql.Identifier(c) for c in WRITE_COLUMNS),
+        params=sql.SQL(", ").join(sql.Placeholder() for _ in WRITE_COLUMNS),
+        set=sql.SQL(", ").join(
+            sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in WRITE_COLUMNS[1:]
+        ),
+    )
+    delete = sql.SQL("DELETE FROM {t} WHERE credential_id = %s").format(t=credentials)
+    with _connect(url, read_only=False) as conn:
+        conn.execute(
+            sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(sql.Identifier(EVENTS_TABLE))
+        )
+        streams = _Streams(conn, mapper, keep_folded=True)
+        found = [
+            p for p in streams.check(lambda _n: None) if p.problem is ProblemCode.AUTH_ROW_MISMATCH
+        ]
+        for problem in found:
+            credential_id = problem.credential_id
+            assert credential_id is not None
+            report.problems.append(problem)
+            folded = streams.folded.get(credential_id)
+            if folded is None:
+                conn.execute(delete, (credential_id,))
+                report.removed.append(credential_id)
+            else:
+                conn.execute(upsert, row_values(CredentialRow.of(folded)))
+                report.rewritten.append(credential_id)
+        conn.commit()
+    return report
