@@ -27,8 +27,11 @@ from ledger.application import Ledger
 from ledger.clock import ManualClock
 from ledger.config import Settings
 from ledger.domain import Actor, Credential, RevocationReason
+from ledger.domain.chain import event_hash
 from ledger.domain.checkpoint import Checkpoint, parse_checkpoint
+from ledger.domain.merkle import leaf_data, leaf_hash
 from tests.integration.conftest import START, fresh_database, new_user
+from tests.integration.test_cli import ledger_cli
 
 
 @dataclass
@@ -304,3 +307,74 @@ def test_a_later_checkpoint_witnesses_only_new_events(store: Store) -> None:
     report = store.verify(store.checkpoint, later)
     assert report.ok, report.problems
     assert report.witnessed == later.log_size
+
+
+def test_an_upcast_event_still_verifies(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new version of ``Minted`` with an upcaster: replayed events change, stored ones do not,
+    and verify hashes what is stored."""
+
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["note"] = "added by an upcaster"
+
+    monkeypatch.setattr(Credential.Minted, "class_version", 2, raising=False)
+    monkeypatch.setattr(
+        Credential.Minted, "upcast_v1_v2", staticmethod(upcast_v1_v2), raising=False
+    )
+    [minted, revoked] = store.ledger.repository.event_store.get(store.laptop)
+    assert minted.note == "added by an upcaster"  # type: ignore[attr-defined]
+    assert revoked.prev_hash != event_hash(minted)  # type: ignore[attr-defined]
+    assert store.verify(store.checkpoint).ok
+
+
+def test_the_database_hashes_leaves_as_the_domain_does(store: Store) -> None:
+    with psycopg.connect(store.url) as conn:
+        rows = conn.execute(
+            "SELECT originator_id, originator_version, topic, state, sha256('\\x00'::bytea || "
+            "uuid_send(originator_id) || int8send(originator_version) || "
+            "int4send(octet_length(convert_to(topic, 'UTF8'))) || int4send(octet_length(state)) "
+            "|| convert_to(topic, 'UTF8') || state) FROM ledger_events"
+        ).fetchall()
+        witnessed: dict[int, bytes] = dict(
+            conn.execute(
+                "SELECT leaf_index, leaf_hash FROM ledger_log_leaves ORDER BY leaf_index"
+            ).fetchall()
+        )
+    assert len(rows) == len(witnessed) > 0
+    for oid, version, topic, state, in_sql in rows:
+        assert leaf_hash(leaf_data(oid, version, topic, state)) == in_sql
+    assert set(witnessed.values()) == {r[4] for r in rows}
+
+
+def test_verify_and_checkpoint_from_the_command_line(store: Store, tmp_path: Path) -> None:
+    env = {
+        "LEDGER_DATABASE_URL": store.url,
+        "LEDGER_SIGNING_KEY_FILE": str(store.key_file),
+        "COLUMNS": "200",
+    }
+    out = tmp_path / "cp.json"
+    made = ledger_cli("audit", "checkpoint", "--out", str(out), "--json", env=env)
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout)["log_size"] == store.checkpoint.log_size
+    ok = ledger_cli("audit", "verify", "--checkpoint", str(out), "--json", env=env)
+    assert (ok.returncode, json.loads(ok.stdout)["ok"]) == (0, True)
+
+    store.tamper(f"DELETE FROM ledger_events WHERE originator_id = '{store.daemon}'")
+    bad = ledger_cli("audit", "verify", "--checkpoint", str(out), "--json", env=env)
+    assert bad.returncode == 1
+    report = json.loads(bad.stdout)
+    assert report["ok"] is False
+    assert {p["problem"] for p in report["problems"]} == {
+        "event_missing",
+        "log_truncated",
+        "auth_row_mismatch",
+    }
+    text = ledger_cli("audit", "verify", "--checkpoint", str(out), env=env)
+    assert text.returncode == 1
+    assert "TAMPERED" in text.stdout
+    assert "log_truncated" in text.stdout
+
+    broken = tmp_path / "broken.json"
+    broken.write_text("{}")
+    refused = ledger_cli("audit", "verify", "--checkpoint", str(broken), "--json", env=env)
+    assert refused.returncode == 1
+    assert json.loads(refused.stdout)["error"] == "invalid checkpoint"
