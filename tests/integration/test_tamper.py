@@ -4,6 +4,7 @@ role could (the append-only triggers disabled first): each problem is named exac
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from ledger.adapters.audit_verify import (
     trusted_key,
     verify_store,
 )
+from ledger.adapters.audit_watch import AuditWatch
 from ledger.adapters.signing import sign_checkpoint
 from ledger.application import Ledger
 from ledger.clock import ManualClock
@@ -378,3 +380,30 @@ def test_verify_and_checkpoint_from_the_command_line(store: Store, tmp_path: Pat
     refused = ledger_cli("audit", "verify", "--checkpoint", str(broken), "--json", env=env)
     assert refused.returncode == 1
     assert json.loads(refused.stdout)["error"] == "invalid checkpoint"
+
+
+def test_the_service_watch_checkpoints_and_reports_a_tampered_store(
+    store: Store, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings(
+        checkpoint_dir=tmp_path / "checkpoints",
+        verify_interval_s=60,
+        signing_key_file=store.key_file,
+    )
+    counts: list[int] = []
+    watch = AuditWatch(store.url, store.ledger.mapper, settings, store.ledger.clock, counts.append)
+    written = watch.checkpoint_once()
+    assert written is not None
+    assert parse_checkpoint(written.read_text()).log_size == store.checkpoint.log_size
+    assert watch.verify_once().ok
+
+    store.tamper(f"DELETE FROM ledger_events WHERE originator_id = '{store.laptop}'")
+    with caplog.at_level(logging.ERROR, logger="ledger.adapters.audit_watch"):
+        report = watch.verify_once()
+    assert counts == [0, 3]
+    assert len(report.problems) == 3
+    assert [r.getMessage() for r in caplog.records] == [
+        "tamper evidence: event_missing",
+        "tamper evidence: event_missing",
+        "tamper evidence: auth_row_mismatch",
+    ]

@@ -14,8 +14,11 @@ everything it reads, so its memory does not grow with the log:
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
+import queue
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -42,6 +45,7 @@ from ledger.domain import Credential
 from ledger.domain.chain import stored_event_hash
 from ledger.domain.checkpoint import Checkpoint
 from ledger.domain.tamper import Problem, ProblemCode, StoredLink, check_chain
+from ledger.projections.eventlog import EventLog
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +153,7 @@ def verify_store(
             add(problem)
         for problem in _checkpoint_problems(conn, checkpoints, trusted, report, advance):
             add(problem)
-        streams = _Streams(conn, mapper)
+        streams = _Streams(conn, EventLog(mapper, EVENTS_TABLE).mapper)
         for problem in streams.check(advance):
             add(problem)
         report.streams, report.credentials = streams.streams, streams.credentials
@@ -274,6 +278,8 @@ class _Streams:
         """The folded state of each credential whose row differs (when ``keep_folded``)."""
 
     def _events(self) -> Iterator[tuple[int, UUID, int, str, bytes]]:
+        """Every final event in stream order, fetched a page ahead by a thread (the server
+        reads the next page while this one is checked)."""
         query = sql.SQL(
             "SELECT {pos}, originator_id, originator_version, topic, state FROM {e} "
             "WHERE {final} ORDER BY originator_id, originator_version"
@@ -283,9 +289,36 @@ class _Streams:
             final=log_order.final(),
         )
         with self._conn.cursor(name="ledger_streams", binary=True, row_factory=tuple_row) as cur:
-            cur.itersize = FETCH
             cur.execute(query)
-            yield from cur
+            pages: queue.Queue[list[Any] | BaseException] = queue.Queue(maxsize=2)
+            stop = threading.Event()
+
+            def fetch() -> None:
+                try:
+                    while not stop.is_set():
+                        page = cur.fetchmany(FETCH)
+                        pages.put(page)
+                        if not page:
+                            return
+                except BaseException as error:  # noqa: BLE001 - handed to the reading thread
+                    pages.put(error)
+
+            reader = threading.Thread(target=fetch, name="ledger-verify-fetch", daemon=True)
+            reader.start()
+            try:
+                while True:
+                    page = pages.get()
+                    if isinstance(page, BaseException):
+                        raise page
+                    if not page:
+                        return
+                    yield from page
+            finally:
+                stop.set()
+                while reader.is_alive():  # let a blocked put finish
+                    with contextlib.suppress(queue.Empty):
+                        pages.get(timeout=0.05)
+                reader.join()
 
     def _rows(self) -> Iterator[tuple[Any, ...]]:
         query = sql.SQL("SELECT {cols} FROM {t} ORDER BY credential_id").format(
@@ -331,9 +364,13 @@ class _Streams:
         undecodable = False
         first_topic = batch[0][3] or ""
         credential_id = stream_id if first_topic.startswith(_CREDENTIAL_TOPIC) else None
-        for position, _, version, topic, state in batch:
+        last = len(batch) - 1
+        for i, (position, _, version, topic, state) in enumerate(batch):
             try:
-                link, event = self._decode(position, stream_id, version, topic, state)
+                # A stream's last event is linked to by nothing: its hash is not needed.
+                link, event = self._decode(
+                    position, stream_id, version, topic, state, hashed=i < last
+                )
             except Exception:  # noqa: BLE001 - whatever a rewritten state does, it is a finding
                 undecodable = True
                 yield Problem(
@@ -363,7 +400,14 @@ class _Streams:
             yield problem
 
     def _decode(
-        self, position: int, stream_id: UUID, version: int, topic: str, state: bytes
+        self,
+        position: int,
+        stream_id: UUID,
+        version: int,
+        topic: str,
+        state: bytes,
+        *,
+        hashed: bool,
     ) -> tuple[StoredLink, Any]:
         mapper = self._mapper
         if mapper.cipher:
@@ -375,7 +419,7 @@ class _Streams:
             position,
             version,
             decoded.get("prev_hash"),
-            stored_event_hash(topic, stream_id, version, decoded),
+            stored_event_hash(topic, stream_id, version, decoded) if hashed else "",
         )
         # What ``Mapper.to_domain_event`` does with the state, upcasting included.
         cls = resolve_topic(topic)
@@ -414,6 +458,8 @@ def _compare_row(
     if folded is None:
         return
     expected = row_values(CredentialRow.of(folded))
+    if row == expected:
+        return
     if row is None:
         yield Problem(
             ProblemCode.AUTH_ROW_MISMATCH,
@@ -473,7 +519,7 @@ def repair_auth(url: str, mapper: Mapper[Any]) -> RepairReport:
         conn.execute(
             sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(sql.Identifier(EVENTS_TABLE))
         )
-        streams = _Streams(conn, mapper, keep_folded=True)
+        streams = _Streams(conn, EventLog(mapper, EVENTS_TABLE).mapper, keep_folded=True)
         found = [
             p for p in streams.check(lambda _n: None) if p.problem is ProblemCode.AUTH_ROW_MISMATCH
         ]

@@ -62,7 +62,8 @@ class Problem:
 
 @dataclass(frozen=True, slots=True)
 class StoredLink:
-    """What the chain check needs of one stored event of a stream."""
+    """What the chain check needs of one stored event of a stream (``hash`` may be left empty
+    for the last: nothing links to it)."""
 
     position: int
     version: int

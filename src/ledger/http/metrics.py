@@ -72,6 +72,12 @@ PROJECTION_LAG = Gauge(
     multiprocess_mode="mostrecent",
 )
 
+TAMPER_PROBLEMS = Gauge(
+    "ledger_tamper_problems",
+    "Problems the last background verify pass found in the store (0: none)",
+    multiprocess_mode="mostrecent",
+)
+
 
 def set_projection_lag(projection: str, lag: int) -> None:
     """Report how far ``projection`` is behind the event store (the projection runner calls it)."""
