@@ -20,6 +20,7 @@ from ledger.adapters.audit_verify import (
 from ledger.adapters.signing import key_path
 from ledger.console import err, fail, load_settings, out, print_json
 from ledger.domain.checkpoint import InvalidCheckpoint, parse_checkpoint
+from ledger.domain.tamper import Problem
 from ledger.errors import LedgerError
 from ledger.service import open_ledger
 
@@ -124,12 +125,24 @@ def _print_report(report: VerifyReport) -> None:
         return
     out.print(f"[red]TAMPERED[/red]: {len(report.problems)} problem(s) in {summary}")
     for problem in report.problems:
-        where = [
-            f"{name}={value}"
-            for name, value in problem.to_json().items()
-            if name not in {"problem", "detail"}
-        ]
-        out.print(f"  {problem.problem.value:<18} {' '.join(where)}: {problem.detail}")
+        out.print(
+            f"  {problem.problem.value:<18} {_where(problem)}: {problem.detail}", soft_wrap=True
+        )
+
+
+def _where(problem: Problem) -> str:
+    parts = []
+    if problem.position is not None:
+        parts.append(f"#{problem.position}")
+    if problem.credential_id is not None:
+        parts.append(f"credential {problem.credential_id}")
+    elif problem.stream_id is not None:
+        parts.append(f"stream {problem.stream_id}")
+    if problem.stream_version is not None:
+        parts.append(f"v{problem.stream_version}")
+    if problem.checkpoint is not None:
+        parts.append(f"checkpoint {problem.checkpoint}")
+    return " ".join(parts)
 
 
 def repair(as_json: JsonOption = False) -> None:
@@ -144,5 +157,7 @@ def repair(as_json: JsonOption = False) -> None:
         print_json(report.to_json())
         return
     for problem in report.problems:
-        out.print(f"{problem.credential_id}: {problem.detail}")
+        out.print(f"{problem.credential_id}: {problem.detail}", soft_wrap=True)
     out.print(f"rewrote {len(report.rewritten)} row(s), removed {len(report.removed)}")
+    for credential_id in report.kept:
+        out.print(f"kept {credential_id}: its events were tampered with", soft_wrap=True)

@@ -407,3 +407,16 @@ def test_the_service_watch_checkpoints_and_reports_a_tampered_store(
         "tamper evidence: event_missing",
         "tamper evidence: auth_row_mismatch",
     ]
+
+
+def test_repair_does_not_copy_tampered_events_into_the_auth_table(store: Store) -> None:
+    store.tamper(
+        "UPDATE ledger_events SET state = convert_to(replace(convert_from(state, 'UTF8'), "
+        f"'box-1', 'box-9'), 'UTF8') WHERE originator_id = '{store.daemon}'"
+    )
+    repaired = repair_auth(store.url, store.ledger.mapper)
+    assert (repaired.kept, repaired.rewritten) == ([store.daemon], [])
+    assert (
+        store.one("SELECT daemon_id FROM ledger_credentials WHERE credential_id = %s", store.daemon)
+        == "box-1"
+    )

@@ -486,12 +486,16 @@ class RepairReport:
 
     rewritten: list[UUID] = field(default_factory=list)
     removed: list[UUID] = field(default_factory=list)
+    kept: list[UUID] = field(default_factory=list)
+    """Rows left alone because their credential's events no longer match their witnessed
+    leaves: re-deriving them would copy the tampering into the auth table."""
     problems: list[Problem] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "rewritten": [str(c) for c in self.rewritten],
             "removed": [str(c) for c in self.removed],
+            "kept": [str(c) for c in self.kept],
             "problems": [p.to_json() for p in self.problems],
         }
 
@@ -500,8 +504,8 @@ def repair_auth(url: str, mapper: Mapper[Any]) -> RepairReport:
     """Re-derive the auth table's rows that disagree with the events, in one transaction that
     holds the events-table lock (no command commits meanwhile): a row that differs is
     rewritten from the folded state (its ``last_used_at`` kept), a row without events removed,
-    a missing row written. A credential whose own stream is damaged is left as it is (its
-    problem is reported, and verify names it)."""
+    a missing row written. A credential whose own stream is damaged (a broken chain, or events
+    that differ from their witnessed leaves) is left as it is: verify names it."""
     report = RepairReport()
     credentials = sql.Identifier(CREDENTIALS_TABLE)
     upsert = sql.SQL(
@@ -519,6 +523,7 @@ def repair_auth(url: str, mapper: Mapper[Any]) -> RepairReport:
         conn.execute(
             sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(sql.Identifier(EVENTS_TABLE))
         )
+        tampered = {p.stream_id for p in _witness_problems(conn)}
         streams = _Streams(conn, EventLog(mapper, EVENTS_TABLE).mapper, keep_folded=True)
         found = [
             p for p in streams.check(lambda _n: None) if p.problem is ProblemCode.AUTH_ROW_MISMATCH
@@ -528,7 +533,9 @@ def repair_auth(url: str, mapper: Mapper[Any]) -> RepairReport:
             assert credential_id is not None
             report.problems.append(problem)
             folded = streams.folded.get(credential_id)
-            if folded is None:
+            if credential_id in tampered:
+                report.kept.append(credential_id)
+            elif folded is None:
                 conn.execute(delete, (credential_id,))
                 report.removed.append(credential_id)
             else:
