@@ -3,6 +3,7 @@ role could (the append-only triggers disabled first): each problem is named exac
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Iterator
@@ -25,11 +26,11 @@ from ledger.adapters.audit_verify import (
 )
 from ledger.adapters.audit_watch import AuditWatch
 from ledger.adapters.signing import sign_checkpoint
-from ledger.application import Ledger
+from ledger.application import Ledger, Principal
 from ledger.clock import ManualClock
 from ledger.config import Settings
 from ledger.domain import Actor, Credential, RevocationReason
-from ledger.domain.chain import event_hash
+from ledger.domain.chain import canonical_encoding, event_hash
 from ledger.domain.checkpoint import Checkpoint, parse_checkpoint
 from ledger.domain.merkle import leaf_data, leaf_hash
 from tests.integration.conftest import START, fresh_database, new_user
@@ -47,6 +48,7 @@ class Store:
     install: UUID
     daemon: UUID
     workspace: UUID
+    alice: Principal
 
     def verify(self, *checkpoints: Checkpoint) -> VerifyReport:
         named = [NamedCheckpoint(f"cp{i}", c) for i, c in enumerate(checkpoints)]
@@ -113,6 +115,7 @@ def store(server_url: str, tmp_path: Path) -> Iterator[Store]:
             install.id,
             daemon.token_id,
             workspace,
+            alice,
         )
     finally:
         ledger.close()
@@ -324,7 +327,9 @@ def test_an_upcast_event_still_verifies(store: Store, monkeypatch: pytest.Monkey
     )
     [minted, revoked] = store.ledger.repository.event_store.get(store.laptop)
     assert minted.note == "added by an upcaster"  # type: ignore[attr-defined]
-    assert revoked.prev_hash != event_hash(minted)  # type: ignore[attr-defined]
+    # Re-encoding the upcast event would break the link; the stored state still makes it.
+    assert hashlib.sha256(canonical_encoding(minted)).hexdigest() != revoked.prev_hash  # type: ignore[attr-defined]
+    assert revoked.prev_hash == event_hash(minted)  # type: ignore[attr-defined]
     assert store.verify(store.checkpoint).ok
 
 
@@ -420,3 +425,24 @@ def test_repair_does_not_copy_tampered_events_into_the_auth_table(store: Store) 
         store.one("SELECT daemon_id FROM ledger_credentials WHERE credential_id = %s", store.daemon)
         == "box-1"
     )
+
+
+def test_an_event_written_after_an_upcaster_links_to_the_stored_hash(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The aggregate replays an upcast ``Minted``; its revocation must link to the ``Minted``
+    as stored, or verify (which hashes stored states) would see a broken chain."""
+
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["note"] = "added by an upcaster"
+
+    monkeypatch.setattr(Credential.Minted, "class_version", 2, raising=False)
+    monkeypatch.setattr(
+        Credential.Minted, "upcast_v1_v2", staticmethod(upcast_v1_v2), raising=False
+    )
+    store.ledger.revoke_personal_access_token(store.alice, store.initial_pat)
+    [minted, revoked] = store.ledger.repository.event_store.get(store.initial_pat)
+    assert minted.note == "added by an upcaster"  # type: ignore[attr-defined]
+    assert revoked.prev_hash == event_hash(minted)  # type: ignore[attr-defined]
+    report = store.verify()
+    assert report.ok, report.problems

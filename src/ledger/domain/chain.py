@@ -17,6 +17,9 @@ from typing import Any
 from uuid import UUID
 
 GENESIS_HASH = "0" * 64
+STORED_HASH = "_stored_hash"
+"""The attribute in which the mapper gives an upcast event the hash of its stored state; the
+canonical encoding leaves out every attribute whose name starts with an underscore."""
 
 
 class ChainBrokenError(ValueError):
@@ -76,13 +79,21 @@ on every call; built once."""
 
 def canonical_encoding(event: object) -> bytes:
     """The bytes that are hashed: sorted-key compact JSON of the event's type and attributes."""
-    body = {name: _canonical_value(value) for name, value in vars(event).items()}
+    body = {
+        name: _canonical_value(value)
+        for name, value in vars(event).items()
+        if not name.startswith("_")
+    }
     body["__type__"] = type(event).__qualname__
     return _ENCODER.encode(body).encode("utf-8")
 
 
 def event_hash(event: object) -> str:
-    """SHA-256 (hex) of the event's canonical encoding."""
+    """SHA-256 (hex) of the event's canonical encoding; for an upcast event, the hash of its
+    stored state that the mapper recorded (what its successor links to)."""
+    stored = vars(event).get(STORED_HASH)
+    if isinstance(stored, str):
+        return stored
     return hashlib.sha256(canonical_encoding(event)).hexdigest()
 
 
