@@ -16,6 +16,7 @@ import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from ledger.adapters import audit_verify
 from ledger.adapters.audit_verify import (
     NamedCheckpoint,
     VerifyReport,
@@ -446,3 +447,23 @@ def test_an_event_written_after_an_upcaster_links_to_the_stored_hash(
     assert revoked.prev_hash == event_hash(minted)  # type: ignore[attr-defined]
     report = store.verify()
     assert report.ok, report.problems
+
+
+def test_two_processes_find_what_one_finds(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    store.tamper(
+        f"DELETE FROM ledger_events WHERE originator_id IN ('{store.laptop}', '{store.daemon}')"
+    )
+    with psycopg.connect(store.url) as conn:
+        conn.execute(
+            "UPDATE ledger_credentials SET revoked_at = now() WHERE credential_id = %s",
+            (store.initial_pat,),
+        )
+    monkeypatch.setattr(audit_verify, "PARALLEL_MIN_EVENTS", 1)
+    trusted = trusted_key(store.key_file)
+    named = [NamedCheckpoint("cp0", store.checkpoint)]
+    one = verify_store(store.url, store.ledger.mapper, named, trusted=trusted, processes=1)
+    two = verify_store(store.url, store.ledger.mapper, named, trusted=trusted, processes=2)
+    assert found(two) == found(one)
+    # three events gone, the log shorter than the checkpoint, three auth rows that disagree
+    assert len(one.problems) == 7
+    assert (two.streams, two.credentials, two.events) == (one.streams, one.credentials, one.events)

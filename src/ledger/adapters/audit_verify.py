@@ -10,6 +10,9 @@ everything it reads, so its memory does not grow with the log:
 3. every stream in ``(originator_id, originator_version)`` order: its hash chain recomputed from
    the stored (pre-upcast) states, and, for a credential, the auth lookup table's row against
    the state folded from its events (a merge with the table read in the same order).
+
+The stream pass is bound by Python (decoding, hashing, folding): on a large log the streams
+with ids in the upper half are checked by a helper process, in the same snapshot.
 """
 
 from __future__ import annotations
@@ -17,9 +20,12 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import multiprocessing
+import os
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -27,7 +33,7 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from eventsourcing.persistence import Mapper
+from eventsourcing.persistence import JSONTranscoder, Mapper, Transcoding
 from eventsourcing.utils import resolve_topic
 from psycopg import sql
 from psycopg.rows import tuple_row
@@ -128,8 +134,13 @@ def verify_store(
     *,
     trusted: bytes | None = None,
     progress: Progress | None = None,
+    processes: int = 2,
 ) -> VerifyReport:
-    """Check the store (see the module's docstring); every problem found is in the report."""
+    """Check the store (see the module's docstring); every problem found is in the report.
+
+    With ``processes`` above 1 and a log of at least ``PARALLEL_MIN_EVENTS`` events, the
+    streams whose ids are at or above ``SPLIT`` are checked by a second process (the stream
+    pass is bound by Python), in the same snapshot (``pg_export_snapshot``)."""
     report = VerifyReport(checkpoints=len(checkpoints))
     found: dict[tuple[object, ...], Problem] = {}
 
@@ -137,9 +148,23 @@ def verify_store(
         if problem.key not in found:
             found[problem.key] = problem
 
-    with _connect(url, read_only=True) as conn:
+    with _connect(url, read_only=True) as conn, contextlib.ExitStack() as stack:
+        snapshot = str(_one(conn, "SELECT pg_export_snapshot()"))
         report.events = witness.log_size(conn)
         report.witnessed = witness.witnessed(conn)
+        reading = EventLog(mapper, EVENTS_TABLE).mapper
+        helper: Future[tuple[list[Problem], int, int, int]] | None = None
+        transcodings = _transcodings(mapper)
+        if (
+            processes > 1
+            and transcodings is not None
+            and report.events >= PARALLEL_MIN_EVENTS
+            and (os.cpu_count() or 1) > 1
+        ):
+            pool = stack.enter_context(
+                ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            )
+            helper = pool.submit(_streams_from, url, snapshot, transcodings, SPLIT)
         total = 2 * report.events
         done = 0
 
@@ -153,13 +178,65 @@ def verify_store(
             add(problem)
         for problem in _checkpoint_problems(conn, checkpoints, trusted, report, advance):
             add(problem)
-        streams = _Streams(conn, EventLog(mapper, EVENTS_TABLE).mapper)
+        streams = _Streams(conn, reading, ids=(None, SPLIT if helper else None))
         for problem in streams.check(advance):
             add(problem)
         report.streams, report.credentials = streams.streams, streams.credentials
+        if helper is not None:
+            problems, more_streams, more_credentials, events = helper.result()
+            for problem in problems:
+                add(problem)
+            report.streams += more_streams
+            report.credentials += more_credentials
+            advance(events)
         conn.rollback()
     report.problems = sorted(found.values(), key=_report_order)
     return report
+
+
+PARALLEL_MIN_EVENTS = 20_000
+SPLIT = UUID("80000000-0000-0000-0000-000000000000")
+"""Where the second process's share of the streams begins (ids are uniformly distributed)."""
+
+
+def _one(conn: psycopg.Connection[Any], query: str) -> object:
+    row = conn.execute(query).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def _transcodings(mapper: Mapper[Any]) -> list[Transcoding] | None:
+    """What a helper process needs to decode as ``mapper`` does (a mapper itself does not
+    pickle), or ``None`` if it cannot (a cipher, a compressor, another transcoder)."""
+    transcoder = mapper.transcoder
+    if mapper.cipher or mapper.compressor or type(transcoder) is not JSONTranscoder:
+        return None
+    return list(transcoder.names.values())
+
+
+def _streams_from(
+    url: str, snapshot: str, transcodings: list[Transcoding], lo: UUID
+) -> tuple[list[Problem], int, int, int]:
+    """The stream pass over the streams with ids from ``lo`` on, in the exported snapshot
+    (run in a helper process): problems, streams, credentials and events checked."""
+    transcoder = JSONTranscoder()
+    for transcoding in transcodings:
+        transcoder.register(transcoding)
+    mapper = EventLog(Mapper(transcoder=transcoder), EVENTS_TABLE).mapper
+    events = 0
+
+    def count(n: int) -> None:
+        nonlocal events
+        events += n
+
+    with psycopg.connect(url, connect_timeout=5) as conn:
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        conn.read_only = True
+        conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
+        streams = _Streams(conn, mapper, ids=(lo, None))
+        problems = list(streams.check(count))
+        conn.rollback()
+    return problems, streams.streams, streams.credentials, events
 
 
 def _report_order(problem: Problem) -> tuple[int, str, str, int]:
@@ -267,9 +344,15 @@ class _Streams:
     """The stream-by-stream pass: chains, and credentials against the auth lookup table."""
 
     def __init__(
-        self, conn: psycopg.Connection[Any], mapper: Mapper[Any], *, keep_folded: bool = False
+        self,
+        conn: psycopg.Connection[Any],
+        mapper: Mapper[Any],
+        *,
+        keep_folded: bool = False,
+        ids: tuple[UUID | None, UUID | None] = (None, None),
     ) -> None:
         self._conn = conn
+        self._ids = ids
         self._mapper = mapper
         self.streams = 0
         self.credentials = 0
@@ -282,11 +365,12 @@ class _Streams:
         reads the next page while this one is checked)."""
         query = sql.SQL(
             "SELECT {pos}, originator_id, originator_version, topic, state FROM {e} "
-            "WHERE {final} ORDER BY originator_id, originator_version"
+            "WHERE {final} AND {ids} ORDER BY originator_id, originator_version"
         ).format(
             pos=sql.Identifier(log_order.POSITION),
             e=sql.Identifier(EVENTS_TABLE),
             final=log_order.final(),
+            ids=self._in_range("originator_id"),
         )
         with self._conn.cursor(name="ledger_streams", binary=True, row_factory=tuple_row) as cur:
             cur.execute(query)
@@ -320,10 +404,20 @@ class _Streams:
                         pages.get(timeout=0.05)
                 reader.join()
 
+    def _in_range(self, column: str) -> sql.Composable:
+        lo, hi = self._ids
+        parts: list[sql.Composable] = [sql.SQL("TRUE")]
+        if lo is not None:
+            parts.append(sql.SQL("{} >= {}").format(sql.Identifier(column), sql.Literal(lo)))
+        if hi is not None:
+            parts.append(sql.SQL("{} < {}").format(sql.Identifier(column), sql.Literal(hi)))
+        return sql.SQL(" AND ").join(parts)
+
     def _rows(self) -> Iterator[tuple[Any, ...]]:
-        query = sql.SQL("SELECT {cols} FROM {t} ORDER BY credential_id").format(
+        query = sql.SQL("SELECT {cols} FROM {t} WHERE {ids} ORDER BY credential_id").format(
             cols=sql.SQL(", ").join(sql.Identifier(c) for c in WRITE_COLUMNS),
             t=sql.Identifier(CREDENTIALS_TABLE),
+            ids=self._in_range("credential_id"),
         )
         with self._conn.cursor(name="ledger_auth_rows", row_factory=tuple_row) as cur:
             cur.itersize = FETCH

@@ -78,6 +78,7 @@ class AuditWatch:
             self._mapper,
             [named] if named else [],
             trusted=trusted_key(key_path(self._settings)),
+            processes=1,  # in the background, one core at most
         )
         for problem in report.problems:
             log.error("tamper evidence: %s", problem.problem.value, extra=problem.to_json())
