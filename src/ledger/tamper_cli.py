@@ -12,11 +12,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ledger.adapters.audit_verify import (
     NamedCheckpoint,
     VerifyReport,
-    repair_auth,
     take_checkpoint,
     trusted_key,
     verify_store,
 )
+from ledger.adapters.auth_repair import repair_auth
 from ledger.adapters.signing import key_path
 from ledger.console import err, fail, load_settings, out, print_json
 from ledger.domain.checkpoint import InvalidCheckpoint, parse_checkpoint

@@ -20,12 +20,12 @@ from ledger.adapters import audit_verify
 from ledger.adapters.audit_verify import (
     NamedCheckpoint,
     VerifyReport,
-    repair_auth,
     take_checkpoint,
     trusted_key,
     verify_store,
 )
 from ledger.adapters.audit_watch import AuditWatch
+from ledger.adapters.auth_repair import repair_auth
 from ledger.adapters.signing import sign_checkpoint
 from ledger.application import Ledger, Principal
 from ledger.clock import ManualClock

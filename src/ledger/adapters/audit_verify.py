@@ -97,7 +97,8 @@ class NamedCheckpoint:
     checkpoint: Checkpoint
 
 
-def _connect(url: str, *, read_only: bool) -> psycopg.Connection[Any]:
+def connect(url: str, *, read_only: bool) -> psycopg.Connection[Any]:
+    """A repeatable-read connection: everything read in its transaction is one snapshot."""
     conn = psycopg.connect(url, connect_timeout=5)
     conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
     conn.read_only = read_only
@@ -110,7 +111,7 @@ def _connect(url: str, *, read_only: bool) -> psycopg.Connection[Any]:
 def take_checkpoint(url: str, key_file: Path, *, at: datetime) -> Checkpoint:
     """Witness the events the log gained, then sign its length and tree hash (one snapshot)."""
     key = load_or_create_key(key_file)
-    with _connect(url, read_only=False) as conn:
+    with connect(url, read_only=False) as conn:
         witness.extend(conn)
         size, root, _ = witness.log_roots(conn)
         conn.commit()
@@ -148,7 +149,7 @@ def verify_store(
         if problem.key not in found:
             found[problem.key] = problem
 
-    with _connect(url, read_only=True) as conn, contextlib.ExitStack() as stack:
+    with connect(url, read_only=True) as conn, contextlib.ExitStack() as stack:
         snapshot = str(_one(conn, "SELECT pg_export_snapshot()"))
         report.events = witness.log_size(conn)
         report.witnessed = witness.witnessed(conn)
@@ -174,11 +175,11 @@ def verify_store(
             if progress is not None:
                 progress(done, total)
 
-        for problem in _witness_problems(conn):
+        for problem in witness_problems(conn):
             add(problem)
         for problem in _checkpoint_problems(conn, checkpoints, trusted, report, advance):
             add(problem)
-        streams = _Streams(conn, reading, ids=(None, SPLIT if helper else None))
+        streams = Streams(conn, reading, ids=(None, SPLIT if helper else None))
         for problem in streams.check(advance):
             add(problem)
         report.streams, report.credentials = streams.streams, streams.credentials
@@ -233,7 +234,7 @@ def _streams_from(
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         conn.read_only = True
         conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
-        streams = _Streams(conn, mapper, ids=(lo, None))
+        streams = Streams(conn, mapper, ids=(lo, None))
         problems = list(streams.check(count))
         conn.rollback()
     return problems, streams.streams, streams.credentials, events
@@ -264,7 +265,8 @@ _WITNESS_CHECKS = (
 )
 
 
-def _witness_problems(conn: psycopg.Connection[Any]) -> Iterator[Problem]:
+def witness_problems(conn: psycopg.Connection[Any]) -> Iterator[Problem]:
+    """Every difference between the log and its witnessed leaves."""
     for check, code, detail in _WITNESS_CHECKS:
         for position, stream_id, version, leaf_index in check(conn):
             extra = {} if leaf_index is None else {"leaf_index": leaf_index}
@@ -340,7 +342,7 @@ def _checkpoint_problems(
             )
 
 
-class _Streams:
+class Streams:
     """The stream-by-stream pass: chains, and credentials against the auth lookup table."""
 
     def __init__(
@@ -569,71 +571,3 @@ def _compare_row(
             credential_id=credential_id,
             extra={"columns": differ},
         )
-
-
-# ------------------------------------------------------------------------------ repair-auth
-
-
-@dataclass
-class RepairReport:
-    """The auth table's rows that disagreed with the events, and what was done to each."""
-
-    rewritten: list[UUID] = field(default_factory=list)
-    removed: list[UUID] = field(default_factory=list)
-    kept: list[UUID] = field(default_factory=list)
-    """Rows left alone because their credential's events no longer match their witnessed
-    leaves: re-deriving them would copy the tampering into the auth table."""
-    problems: list[Problem] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "rewritten": [str(c) for c in self.rewritten],
-            "removed": [str(c) for c in self.removed],
-            "kept": [str(c) for c in self.kept],
-            "problems": [p.to_json() for p in self.problems],
-        }
-
-
-def repair_auth(url: str, mapper: Mapper[Any]) -> RepairReport:
-    """Re-derive the auth table's rows that disagree with the events, in one transaction that
-    holds the events-table lock (no command commits meanwhile): a row that differs is
-    rewritten from the folded state (its ``last_used_at`` kept), a row without events removed,
-    a missing row written. A credential whose own stream is damaged (a broken chain, or events
-    that differ from their witnessed leaves) is left as it is: verify names it."""
-    report = RepairReport()
-    credentials = sql.Identifier(CREDENTIALS_TABLE)
-    upsert = sql.SQL(
-        "INSERT INTO {t} ({cols}) VALUES ({params}) ON CONFLICT (credential_id) DO UPDATE SET {set}"
-    ).format(
-        t=credentials,
-        cols=sql.SQL(", ").join(sql.Identifier(c) for c in WRITE_COLUMNS),
-        params=sql.SQL(", ").join(sql.Placeholder() for _ in WRITE_COLUMNS),
-        set=sql.SQL(", ").join(
-            sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in WRITE_COLUMNS[1:]
-        ),
-    )
-    delete = sql.SQL("DELETE FROM {t} WHERE credential_id = %s").format(t=credentials)
-    with _connect(url, read_only=False) as conn:
-        conn.execute(
-            sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(sql.Identifier(EVENTS_TABLE))
-        )
-        tampered = {p.stream_id for p in _witness_problems(conn)}
-        streams = _Streams(conn, EventLog(mapper, EVENTS_TABLE).mapper, keep_folded=True)
-        found = [
-            p for p in streams.check(lambda _n: None) if p.problem is ProblemCode.AUTH_ROW_MISMATCH
-        ]
-        for problem in found:
-            credential_id = problem.credential_id
-            assert credential_id is not None
-            report.problems.append(problem)
-            folded = streams.folded.get(credential_id)
-            if credential_id in tampered:
-                report.kept.append(credential_id)
-            elif folded is None:
-                conn.execute(delete, (credential_id,))
-                report.removed.append(credential_id)
-            else:
-                conn.execute(upsert, row_values(CredentialRow.of(folded)))
-                report.rewritten.append(credential_id)
-        conn.commit()
-    return report
