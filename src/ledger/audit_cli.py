@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from ledger import tamper_cli
 from ledger.console import fail, load_settings, out, print_json
 from ledger.errors import InvalidQueryParameter, LedgerError
 from ledger.projections import NAMES, AuditEvent, CredentialState
@@ -326,3 +327,9 @@ def audit_valid_at(
         print_json([s.to_json() for s in states])
         return
     out.print(_states_table(states))
+
+
+# Tamper evidence (ADR 0019): the commands live in their own module.
+audit_app.command("checkpoint")(tamper_cli.checkpoint)
+audit_app.command("verify")(tamper_cli.verify)
+audit_app.command("repair-auth")(tamper_cli.repair)

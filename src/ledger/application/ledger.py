@@ -20,6 +20,7 @@ from eventsourcing.application import AggregateNotFoundError, Application, Proce
 from eventsourcing.domain import DomainEventProtocol, MutableOrImmutableAggregate
 from eventsourcing.persistence import (
     JSONTranscoder,
+    Mapper,
     Notification,
     Recording,
     Transcoding,
@@ -29,6 +30,7 @@ from eventsourcing.utils import Environment
 from ledger.adapters.credentials_table import CredentialRow, CredentialsTable
 from ledger.adapters.postgres import connection_pool, eventsourcing_env, translate_store_errors
 from ledger.adapters.recorder import BatchCommand, LedgerRecorder
+from ledger.adapters.stored_hash_mapper import StoredHashMapper
 from ledger.adapters.writer import GroupCommitWriter
 from ledger.application import validation
 from ledger.application.views import (
@@ -204,6 +206,12 @@ class Ledger(Application[UUID]):
     def construct_env(self, name: str, env: Any = None) -> Environment:
         # Configuration comes from Settings only: no stray POSTGRES_* variable may change it.
         return Environment(name, dict(env or {}))
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        # Upcast events carry their stored hash: the chain links stored states (ADR 0019).
+        return self.factory.mapper(
+            transcoder=self.construct_transcoder(), mapper_class=StoredHashMapper
+        )
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)

@@ -86,7 +86,27 @@ def _projections_hook(ledger: Ledger) -> Iterator[None]:
         ledger.projections.stop()
 
 
-HOOKS: list[Hook] = [_metrics_hook, _projections_hook]
+@contextlib.contextmanager
+def _audit_hook(ledger: Ledger) -> Iterator[None]:
+    """Scheduled checkpoints and background verify passes, when configured (ADR 0019)."""
+    from ledger.adapters.audit_watch import AuditWatch  # noqa: PLC0415
+    from ledger.http import metrics  # noqa: PLC0415 - see _metrics_hook
+
+    watch = AuditWatch(
+        ledger.database_url,
+        ledger.mapper,
+        ledger.settings,
+        ledger.clock,
+        on_problems=metrics.TAMPER_PROBLEMS.set,
+    )
+    watch.start()
+    try:
+        yield
+    finally:
+        watch.stop()
+
+
+HOOKS: list[Hook] = [_metrics_hook, _projections_hook, _audit_hook]
 """What runs beside each worker's app, entered in order at start-up, exited in reverse."""
 
 
