@@ -372,6 +372,7 @@ def scale_group(run: Run) -> None:
         grow_to(max(small, int(profile.rebuild_events / 1.1) + 1))
         rebuild_cell(run, url, _events(url), replay=True)
         rebuild_cell(run, url, _events(url), replay=False)
+        rebuild_cell(run, url, _events(url), replay=False, audit_verify=True)
         _progress(f"scale: {large:,} credentials")
         grow_to(large)
         measure(large)
@@ -407,14 +408,18 @@ def _usable(url: str, raws: Sequence[str]) -> list[str]:
     return [by_hash[r[0]] for r in rows]
 
 
-def rebuild_cell(run: Run, url: str, events: int, *, replay: bool) -> None:
-    operation = "replay" if replay else "rebuild"
+def rebuild_cell(
+    run: Run, url: str, events: int, *, replay: bool, audit_verify: bool = False
+) -> None:
+    operation = "audit_verify" if audit_verify else "replay" if replay else "rebuild"
     label = f"{operation}@{_exp(events)}"
     budget = max(5.0, run.remaining() - 5)
     _progress(f"  {operation} over {events:,} events (at most {budget:.0f} s)")
     command = [sys.executable, "-m", "bench.rebuild", url]
     if replay:
         command.append("--replay")
+    if audit_verify:
+        command.append("--audit-verify")
     try:
         done = subprocess.run(  # noqa: PLW1510 - the exit code is read below
             command,
@@ -507,6 +512,10 @@ def ratios(run: Run) -> dict[str, Any]:
         keys[f"rebuild_events_per_s_{cell.operation.split('@')[1]}"] = cell.ops_per_s
     replays = [c for c in run.cells if c.operation.startswith("replay@") and c.skipped is None]
     keys["replay_events_per_s"] = replays[-1].ops_per_s if replays else None
+    verifies = [
+        c for c in run.cells if c.operation.startswith("audit_verify@") and c.skipped is None
+    ]
+    keys["audit_verify_events_per_s"] = verifies[-1].ops_per_s if verifies else None
     return keys
 
 

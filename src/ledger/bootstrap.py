@@ -22,9 +22,11 @@ from eventsourcing.persistence import StoredEvent
 from psycopg import sql
 
 from ledger.adapters import migrations
+from ledger.adapters.audit_watch import AuditWatch
 from ledger.adapters.credentials_table import CredentialsTable
 from ledger.adapters.invalidation import CacheInvalidator
 from ledger.adapters.postgres import (
+    CREDENTIALS_TABLE,
     connection_pool,
     database_url,
     embedded_server,
@@ -33,6 +35,7 @@ from ledger.adapters.postgres import (
     with_database,
 )
 from ledger.adapters.recorder import BatchCommand, LedgerRecorder
+from ledger.adapters.stored_hash_mapper import StoredHashMapper
 from ledger.adapters.usage import UsageRecorder
 from ledger.adapters.writer import GroupCommitWriter
 from ledger.application import Ledger
@@ -63,8 +66,9 @@ class PostgresLedger(Ledger):
 
     Built by ``build_ledger``. Besides the contract's operations (``Ledger``) it offers entry
     points a narrow surface: ``ready()`` (readiness), ``cache_stats()`` (the verify cache's
-    counters), ``observe_writes(callback)`` (each write batch's size and conflicts) and
-    ``projections`` (the projection runner: start, stop, status, rebuild).
+    counters), ``observe_writes(callback)`` (each write batch's size and conflicts),
+    ``audit_watch(on_problems)`` (scheduled checkpoints and verify passes) and ``projections``
+    (the projection runner: start, stop, status, rebuild).
     """
 
     name = "Ledger"  # the library names tables after the application: the same for every build
@@ -82,6 +86,7 @@ class PostgresLedger(Ledger):
             clock=clock,
             command_attempts=settings.command_attempts,
             store_errors=translate_store_errors,
+            mapper_class=StoredHashMapper,
         )
 
     def _wire(self, ledger: Ledger) -> Ports:
@@ -137,7 +142,9 @@ class PostgresLedger(Ledger):
         return Ports(
             credentials=table,
             verifier=verifier,
-            audit=AuditQueries(self.projections, recorder.datastore),
+            audit=AuditQueries(
+                self.projections, recorder.datastore, credentials_table=CREDENTIALS_TABLE
+            ),
             write=write,
             read_streams=recorder.select_credential_and_workspace,
             close=self._close_adapters,
@@ -158,6 +165,13 @@ class PostgresLedger(Ledger):
     def observe_writes(self, callback: Callable[[int, int], None] | None) -> None:
         """Call ``callback(commands, conflicts)`` after each write batch (``None``: stop)."""
         self.writer.on_batch = callback
+
+    def audit_watch(self, on_problems: Callable[[int], None]) -> AuditWatch:
+        """Scheduled checkpoints and background verify passes as settings ask (ADR 0019); the
+        caller starts and stops it. ``on_problems`` gets the count of each pass."""
+        return AuditWatch(
+            self.database_url, self.mapper, self.settings, self.clock, on_problems=on_problems
+        )
 
     # Lifecycle.
 

@@ -83,6 +83,23 @@ class Settings(BaseSettings):
         """The configured level, or the entry point's ``default``."""
         return self.log_level or default
 
+    signing_key_file: Path | None = Field(
+        default=None,
+        description="the Ed25519 key that signs checkpoints (default <data_dir>/signing.key)",
+    )
+    checkpoint_dir: Path | None = Field(
+        default=None, description="where `ledger serve` writes signed checkpoints; unset: none"
+    )
+    checkpoint_interval_s: float = Field(
+        default=3600.0, ge=1, le=86_400 * 7, description="how often a checkpoint is written"
+    )
+    verify_interval_s: float | None = Field(
+        default=None,
+        ge=1,
+        le=86_400 * 7,
+        description="how often `ledger serve` verifies the store in the background; unset: never",
+    )
+
     @field_validator("database_url")
     @classmethod
     def _postgres_only(cls, value: str | None) -> str | None:

@@ -25,6 +25,7 @@ LEDGER_TABLES = {
     "ledger_credentials_view_tracking",
     "ledger_audit",
     "ledger_audit_tracking",
+    "ledger_log_leaves",
 }
 
 

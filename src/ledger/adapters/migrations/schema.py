@@ -13,6 +13,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     Table,
     Text,
+    UniqueConstraint,
     Uuid,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -135,3 +136,15 @@ projection_errors = Table(
     PrimaryKeyConstraint("projection", "position", name="ledger_projection_errors_pkey"),
 )
 """Events a projection projected in a safe form or could not project (docs/adr/0016)."""
+
+log_leaves = Table(
+    "ledger_log_leaves",
+    metadata,
+    Column("leaf_index", BigInteger, primary_key=True, autoincrement=False),
+    Column("originator_id", Uuid, nullable=False),
+    Column("originator_version", BigInteger, nullable=False),
+    Column("notification_id", BigInteger, nullable=False),
+    Column("leaf_hash", LargeBinary, nullable=False),
+    UniqueConstraint("originator_id", "originator_version", name="ledger_log_leaves_event_key"),
+)
+"""The witnessed leaves of the log's Merkle tree (append-only; ADR 0019)."""

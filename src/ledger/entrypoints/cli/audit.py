@@ -21,6 +21,7 @@ from rich.text import Text
 from ledger.application.audit import MAX_LIMIT
 from ledger.bootstrap import open_ledger
 from ledger.domain.errors import InvalidQueryParameter
+from ledger.entrypoints.cli import tamper
 from ledger.entrypoints.cli.console import command_errors, out, print_json
 from ledger.projections import NAMES, AuditEvent, CredentialState
 from ledger.projections.queries import parse_instant
@@ -303,3 +304,9 @@ def audit_valid_at(
         print_json([s.to_json() for s in states])
         return
     out.print(_states_table(states))
+
+
+# Tamper evidence (ADR 0019): the commands live in their own module.
+audit_app.command("checkpoint")(tamper.checkpoint)
+audit_app.command("verify")(tamper.verify)
+audit_app.command("repair-auth")(tamper.repair)

@@ -93,6 +93,13 @@ def set_projection_errors(counts: dict[tuple[str, str], int]) -> None:
             PROJECTION_ERRORS.labels(name, code).set(counts.get((name, code), 0))
 
 
+TAMPER_PROBLEMS = Gauge(
+    "ledger_tamper_problems",
+    "Problems the last background verify pass found in the store (0: none)",
+    multiprocess_mode="mostrecent",
+)
+
+
 def set_projection_lag(projection: str, lag: int) -> None:
     """Report how far ``projection`` is behind the event store (the projection runner calls it)."""
     PROJECTION_LAG.labels(projection).set(lag)

@@ -84,7 +84,20 @@ def _projections_hook(ledger: PostgresLedger) -> Iterator[None]:
         ledger.projections.stop()
 
 
-HOOKS: list[Hook] = [_metrics_hook, _projections_hook]
+@contextlib.contextmanager
+def _audit_hook(ledger: PostgresLedger) -> Iterator[None]:
+    """Scheduled checkpoints and background verify passes, when configured (ADR 0019)."""
+    from ledger.entrypoints.http import metrics  # noqa: PLC0415 - see _metrics_hook
+
+    watch = ledger.audit_watch(on_problems=metrics.TAMPER_PROBLEMS.set)
+    watch.start()
+    try:
+        yield
+    finally:
+        watch.stop()
+
+
+HOOKS: list[Hook] = [_metrics_hook, _projections_hook, _audit_hook]
 """What runs beside each worker's app, entered in order at start-up, exited in reverse."""
 
 

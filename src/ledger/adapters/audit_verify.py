@@ -1,0 +1,574 @@
+"""Reading the store to check it: ``ledger audit verify``, ``checkpoint`` and ``repair-auth``.
+
+Verify runs in one read-only, repeatable-read transaction (one consistent snapshot) and streams
+everything it reads, so its memory does not grow with the log:
+
+1. the witnessed leaves against the log (``ledger.adapters.witness``): events altered, missing,
+   inserted before the last witnessed one, or reordered;
+2. the log against each checkpoint: the signature (by the ledger's key when its key file is
+   there), the log's length, and its tree hash after the checkpoint's ``log_size`` events;
+3. every stream in ``(originator_id, originator_version)`` order: its hash chain recomputed from
+   the stored (pre-upcast) states, and, for a credential, the auth lookup table's row against
+   the state folded from its events (a merge with the table read in the same order).
+
+The stream pass is bound by Python (decoding, hashing, folding): on a large log the streams
+with ids in the upper half are checked by a helper process, in the same snapshot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import multiprocessing
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from eventsourcing.persistence import JSONTranscoder, Mapper, Transcoding
+from eventsourcing.utils import resolve_topic
+from psycopg import sql
+from psycopg.rows import tuple_row
+
+from ledger.adapters import log_order, witness
+from ledger.adapters.credentials_table import WRITE_COLUMNS, row_values
+from ledger.adapters.postgres import CREDENTIALS_TABLE, EVENTS_TABLE
+from ledger.adapters.signing import (
+    load_or_create_key,
+    public_bytes,
+    sign_checkpoint,
+    signature_holds,
+)
+from ledger.domain import Credential
+from ledger.domain.chain import stored_event_hash
+from ledger.domain.checkpoint import Checkpoint
+from ledger.domain.credential_row import CredentialRow
+from ledger.domain.tamper import Problem, ProblemCode, StoredLink, check_chain
+from ledger.projections.eventlog import EventLog
+
+log = logging.getLogger(__name__)
+
+FETCH = 5_000
+Progress = Callable[[int, int], None]
+"""Called with (work done, total work), in events read."""
+
+
+@dataclass
+class VerifyReport:
+    """What verify read and every problem it found (``ok`` when there is none)."""
+
+    events: int = 0
+    streams: int = 0
+    credentials: int = 0
+    witnessed: int = 0
+    checkpoints: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "ok": self.ok,
+            "events": self.events,
+            "streams": self.streams,
+            "credentials": self.credentials,
+            "witnessed": self.witnessed,
+            "checkpoints": self.checkpoints,
+        }
+        if not self.ok:
+            body["problems"] = [p.to_json() for p in self.problems]
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class NamedCheckpoint:
+    """A checkpoint and where it came from (its file), to name it in a problem."""
+
+    name: str
+    checkpoint: Checkpoint
+
+
+def connect(url: str, *, read_only: bool) -> psycopg.Connection[Any]:
+    """A repeatable-read connection: everything read in its transaction is one snapshot."""
+    conn = psycopg.connect(url, connect_timeout=5)
+    conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+    conn.read_only = read_only
+    return conn
+
+
+# ------------------------------------------------------------------------------ checkpoints
+
+
+def take_checkpoint(url: str, key_file: Path, *, at: datetime) -> Checkpoint:
+    """Witness the events the log gained, then sign its length and tree hash (one snapshot)."""
+    key = load_or_create_key(key_file)
+    with connect(url, read_only=False) as conn:
+        witness.extend(conn)
+        size, root, _ = witness.log_roots(conn)
+        conn.commit()
+    return sign_checkpoint(key, log_size=size, root_hash=root, at=at)
+
+
+def trusted_key(key_file: Path) -> bytes | None:
+    """The ledger's public key, if its key file is there (never creates one)."""
+    if not key_file.exists():
+        return None
+    return public_bytes(load_or_create_key(key_file))
+
+
+# ----------------------------------------------------------------------------------- verify
+
+
+def verify_store(
+    url: str,
+    mapper: Mapper[Any],
+    checkpoints: Sequence[NamedCheckpoint] = (),
+    *,
+    trusted: bytes | None = None,
+    progress: Progress | None = None,
+    processes: int = 2,
+) -> VerifyReport:
+    """Check the store (see the module's docstring); every problem found is in the report.
+
+    With ``processes`` above 1 and a log of at least ``PARALLEL_MIN_EVENTS`` events, the
+    streams whose ids are at or above ``SPLIT`` are checked by a second process (the stream
+    pass is bound by Python), in the same snapshot (``pg_export_snapshot``)."""
+    report = VerifyReport(checkpoints=len(checkpoints))
+    found: dict[tuple[object, ...], Problem] = {}
+
+    def add(problem: Problem) -> None:
+        if problem.key not in found:
+            found[problem.key] = problem
+
+    with connect(url, read_only=True) as conn, contextlib.ExitStack() as stack:
+        snapshot = str(_one(conn, "SELECT pg_export_snapshot()"))
+        report.events = witness.log_size(conn)
+        report.witnessed = witness.witnessed(conn)
+        reading = EventLog(mapper, EVENTS_TABLE).mapper
+        helper: Future[tuple[list[Problem], int, int, int]] | None = None
+        transcodings = _transcodings(mapper)
+        if (
+            processes > 1
+            and transcodings is not None
+            and report.events >= PARALLEL_MIN_EVENTS
+            and (os.cpu_count() or 1) > 1
+        ):
+            pool = stack.enter_context(
+                ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            )
+            helper = pool.submit(_streams_from, url, snapshot, transcodings, SPLIT)
+        total = 2 * report.events
+        done = 0
+
+        def advance(n: int) -> None:
+            nonlocal done
+            done += n
+            if progress is not None:
+                progress(done, total)
+
+        for problem in witness_problems(conn):
+            add(problem)
+        for problem in _checkpoint_problems(conn, checkpoints, trusted, report, advance):
+            add(problem)
+        streams = Streams(conn, reading, ids=(None, SPLIT if helper else None))
+        for problem in streams.check(advance):
+            add(problem)
+        report.streams, report.credentials = streams.streams, streams.credentials
+        if helper is not None:
+            problems, more_streams, more_credentials, events = helper.result()
+            for problem in problems:
+                add(problem)
+            report.streams += more_streams
+            report.credentials += more_credentials
+            advance(events)
+        conn.rollback()
+    report.problems = sorted(found.values(), key=_report_order)
+    return report
+
+
+PARALLEL_MIN_EVENTS = 20_000
+SPLIT = UUID("80000000-0000-0000-0000-000000000000")
+"""Where the second process's share of the streams begins (ids are uniformly distributed)."""
+
+
+def _one(conn: psycopg.Connection[Any], query: str) -> object:
+    row = conn.execute(query).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def _transcodings(mapper: Mapper[Any]) -> list[Transcoding] | None:
+    """What a helper process needs to decode as ``mapper`` does (a mapper itself does not
+    pickle), or ``None`` if it cannot (a cipher, a compressor, another transcoder)."""
+    transcoder = mapper.transcoder
+    if mapper.cipher or mapper.compressor or type(transcoder) is not JSONTranscoder:
+        return None
+    return list(transcoder.names.values())
+
+
+def _streams_from(
+    url: str, snapshot: str, transcodings: list[Transcoding], lo: UUID
+) -> tuple[list[Problem], int, int, int]:
+    """The stream pass over the streams with ids from ``lo`` on, in the exported snapshot
+    (run in a helper process): problems, streams, credentials and events checked."""
+    transcoder = JSONTranscoder()
+    for transcoding in transcodings:
+        transcoder.register(transcoding)
+    mapper = EventLog(Mapper(transcoder=transcoder), EVENTS_TABLE).mapper
+    events = 0
+
+    def count(n: int) -> None:
+        nonlocal events
+        events += n
+
+    with psycopg.connect(url, connect_timeout=5) as conn:
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        conn.read_only = True
+        conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
+        streams = Streams(conn, mapper, ids=(lo, None))
+        problems = list(streams.check(count))
+        conn.rollback()
+    return problems, streams.streams, streams.credentials, events
+
+
+def _report_order(problem: Problem) -> tuple[int, str, str, int]:
+    return (
+        problem.position if problem.position is not None else 1 << 62,
+        problem.problem.value,
+        str(problem.stream_id or problem.credential_id or ""),
+        problem.stream_version or 0,
+    )
+
+
+_WITNESS_CHECKS = (
+    (witness.altered, ProblemCode.EVENT_ALTERED, "the stored event no longer matches its leaf"),
+    (witness.missing, ProblemCode.EVENT_MISSING, "a witnessed event is no longer in the log"),
+    (
+        witness.inserted,
+        ProblemCode.EVENT_INSERTED,
+        "an event that was never witnessed stands before the last witnessed one",
+    ),
+    (
+        witness.reordered,
+        ProblemCode.EVENTS_REORDERED,
+        "the event stands right after one witnessed later than it",
+    ),
+)
+
+
+def witness_problems(conn: psycopg.Connection[Any]) -> Iterator[Problem]:
+    """Every difference between the log and its witnessed leaves."""
+    for check, code, detail in _WITNESS_CHECKS:
+        for position, stream_id, version, leaf_index in check(conn):
+            extra = {} if leaf_index is None else {"leaf_index": leaf_index}
+            yield Problem(
+                code,
+                detail,
+                position=position,
+                credential_id=stream_id if _is_credential(conn, stream_id) else None,
+                stream_id=stream_id,
+                stream_version=version,
+                extra=extra,
+            )
+
+
+def _is_credential(conn: psycopg.Connection[Any], stream_id: UUID) -> bool:
+    """Whether a stream is a credential's: it has an auth row or a credential event left."""
+    query = sql.SQL(
+        "SELECT EXISTS (SELECT 1 FROM {c} WHERE credential_id = %(id)s) OR EXISTS ("
+        "SELECT 1 FROM {e} WHERE originator_id = %(id)s AND topic LIKE %(topic)s)"
+    ).format(c=sql.Identifier(CREDENTIALS_TABLE), e=sql.Identifier(EVENTS_TABLE))
+    row = conn.execute(query, {"id": stream_id, "topic": _CREDENTIAL_TOPIC + "%"}).fetchone()
+    return bool(row and row[0])
+
+
+def _checkpoint_problems(
+    conn: psycopg.Connection[Any],
+    checkpoints: Sequence[NamedCheckpoint],
+    trusted: bytes | None,
+    report: VerifyReport,
+    advance: Callable[[int], None],
+) -> Iterator[Problem]:
+    valid: list[NamedCheckpoint] = []
+    for named in checkpoints:
+        if signature_holds(named.checkpoint, trusted):
+            valid.append(named)
+            continue
+        other_key = trusted is not None and named.checkpoint.public_key != trusted
+        yield Problem(
+            ProblemCode.BAD_SIGNATURE,
+            "signed by another key than the ledger's"
+            if other_key
+            else "the signature does not match the checkpoint's contents",
+            checkpoint=named.name,
+        )
+    sizes = [n.checkpoint.log_size for n in valid]
+    size, _, roots = witness.log_roots(conn, sizes, advance)
+    witnessed_roots = witness.witness_roots(conn, sizes) if valid else {}
+    for named in valid:
+        expected = named.checkpoint
+        authentic = witnessed_roots.get(expected.log_size) == expected.root_hash
+        if size < expected.log_size and not (
+            authentic and witness.holds_leaf(conn, expected.log_size - 1)
+        ):
+            yield Problem(
+                ProblemCode.LOG_TRUNCATED,
+                f"the log holds {size} events; the checkpoint of {expected.time} covers "
+                f"{expected.log_size}",
+                position=size,
+                checkpoint=named.name,
+                extra={"log_size": size, "checkpoint_size": expected.log_size},
+            )
+        elif (
+            expected.log_size in roots
+            and roots[expected.log_size] != expected.root_hash
+            and not authentic
+        ):
+            # The leaves that would name the events were rewritten too: say what is known.
+            yield Problem(
+                ProblemCode.EVENT_ALTERED,
+                f"the first {expected.log_size} events do not hash to the checkpoint's root, "
+                "and the witnessed leaves that would name them were rewritten as well",
+                checkpoint=named.name,
+            )
+
+
+class Streams:
+    """The stream-by-stream pass: chains, and credentials against the auth lookup table."""
+
+    def __init__(
+        self,
+        conn: psycopg.Connection[Any],
+        mapper: Mapper[Any],
+        *,
+        keep_folded: bool = False,
+        ids: tuple[UUID | None, UUID | None] = (None, None),
+    ) -> None:
+        self._conn = conn
+        self._ids = ids
+        self._mapper = mapper
+        self.streams = 0
+        self.credentials = 0
+        self._keep_folded = keep_folded
+        self.folded: dict[UUID, Credential] = {}
+        """The folded state of each credential whose row differs (when ``keep_folded``)."""
+
+    def _events(self) -> Iterator[tuple[int, UUID, int, str, bytes]]:
+        """Every final event in stream order, fetched a page ahead by a thread (the server
+        reads the next page while this one is checked)."""
+        query = sql.SQL(
+            "SELECT {pos}, originator_id, originator_version, topic, state FROM {e} "
+            "WHERE {final} AND {ids} ORDER BY originator_id, originator_version"
+        ).format(
+            pos=sql.Identifier(log_order.POSITION),
+            e=sql.Identifier(EVENTS_TABLE),
+            final=log_order.final(),
+            ids=self._in_range("originator_id"),
+        )
+        with self._conn.cursor(name="ledger_streams", binary=True, row_factory=tuple_row) as cur:
+            cur.execute(query)
+            pages: queue.Queue[list[Any] | BaseException] = queue.Queue(maxsize=2)
+            stop = threading.Event()
+
+            def fetch() -> None:
+                try:
+                    while not stop.is_set():
+                        page = cur.fetchmany(FETCH)
+                        pages.put(page)
+                        if not page:
+                            return
+                except BaseException as error:  # noqa: BLE001 - handed to the reading thread
+                    pages.put(error)
+
+            reader = threading.Thread(target=fetch, name="ledger-verify-fetch", daemon=True)
+            reader.start()
+            try:
+                while True:
+                    page = pages.get()
+                    if isinstance(page, BaseException):
+                        raise page
+                    if not page:
+                        return
+                    yield from page
+            finally:
+                stop.set()
+                while reader.is_alive():  # let a blocked put finish
+                    with contextlib.suppress(queue.Empty):
+                        pages.get(timeout=0.05)
+                reader.join()
+
+    def _in_range(self, column: str) -> sql.Composable:
+        lo, hi = self._ids
+        parts: list[sql.Composable] = [sql.SQL("TRUE")]
+        if lo is not None:
+            parts.append(sql.SQL("{} >= {}").format(sql.Identifier(column), sql.Literal(lo)))
+        if hi is not None:
+            parts.append(sql.SQL("{} < {}").format(sql.Identifier(column), sql.Literal(hi)))
+        return sql.SQL(" AND ").join(parts)
+
+    def _rows(self) -> Iterator[tuple[Any, ...]]:
+        query = sql.SQL("SELECT {cols} FROM {t} WHERE {ids} ORDER BY credential_id").format(
+            cols=sql.SQL(", ").join(sql.Identifier(c) for c in WRITE_COLUMNS),
+            t=sql.Identifier(CREDENTIALS_TABLE),
+            ids=self._in_range("credential_id"),
+        )
+        with self._conn.cursor(name="ledger_auth_rows", row_factory=tuple_row) as cur:
+            cur.itersize = FETCH
+            cur.execute(query)
+            yield from cur
+
+    def check(self, advance: Callable[[int], None]) -> Iterator[Problem]:
+        rows = self._rows()
+        row = next(rows, None)
+        pending = 0
+        for stream_id, events in itertools.groupby(self._events(), key=lambda e: e[1]):
+            batch = list(events)
+            self.streams += 1
+            pending += len(batch)
+            if pending >= FETCH:
+                advance(pending)
+                pending = 0
+            while row is not None and row[0] < stream_id:
+                yield _orphan_row(row[0])
+                row = next(rows, None)
+            stored = row if row is not None and row[0] == stream_id else None
+            if stored is not None:
+                row = next(rows, None)
+            yield from self._stream(stream_id, batch, stored)
+        advance(pending)
+        while row is not None:
+            yield _orphan_row(row[0])
+            row = next(rows, None)
+
+    def _stream(
+        self,
+        stream_id: UUID,
+        batch: list[tuple[int, UUID, int, str, bytes]],
+        row: tuple[Any, ...] | None,
+    ) -> Iterator[Problem]:
+        links: list[StoredLink] = []
+        events: list[Any] = []
+        undecodable = False
+        first_topic = batch[0][3] or ""
+        credential_id = stream_id if first_topic.startswith(_CREDENTIAL_TOPIC) else None
+        last = len(batch) - 1
+        for i, (position, _, version, topic, state) in enumerate(batch):
+            try:
+                # A stream's last event is linked to by nothing: its hash is not needed.
+                link, event = self._decode(
+                    position, stream_id, version, topic, state, hashed=i < last
+                )
+            except Exception:  # noqa: BLE001 - whatever a rewritten state does, it is a finding
+                undecodable = True
+                yield Problem(
+                    ProblemCode.EVENT_ALTERED,
+                    "the stored event cannot be decoded",
+                    position=position,
+                    credential_id=credential_id,
+                    stream_id=stream_id,
+                    stream_version=version,
+                )
+                continue
+            links.append(link)
+            events.append(event)
+        chain = list(check_chain(stream_id, links, credential_id=credential_id))
+        yield from chain
+        if credential_id is None:
+            if row is not None:
+                yield _orphan_row(row[0])
+            return
+        self.credentials += 1
+        if undecodable or chain:
+            return  # the stream itself is reported; its row is not compared with a guess
+        folded = _fold(events)
+        for problem in _compare_row(stream_id, folded, row):
+            if self._keep_folded and folded is not None:
+                self.folded[stream_id] = folded
+            yield problem
+
+    def _decode(
+        self,
+        position: int,
+        stream_id: UUID,
+        version: int,
+        topic: str,
+        state: bytes,
+        *,
+        hashed: bool,
+    ) -> tuple[StoredLink, Any]:
+        mapper = self._mapper
+        if mapper.cipher:
+            state = mapper.cipher.decrypt(state)
+        if mapper.compressor:
+            state = mapper.compressor.decompress(state)
+        decoded: dict[str, Any] = mapper.transcoder.decode(state)
+        link = StoredLink(
+            position,
+            version,
+            decoded.get("prev_hash"),
+            stored_event_hash(topic, stream_id, version, decoded) if hashed else "",
+        )
+        # What ``Mapper.to_domain_event`` does with the state, upcasting included.
+        cls = resolve_topic(topic)
+        decoded["originator_id"] = stream_id
+        decoded["originator_version"] = version
+        from_version = decoded.pop("class_version", 1)
+        while from_version < getattr(cls, "class_version", 1):
+            getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(decoded)
+            from_version += 1
+        event = object.__new__(cls)
+        object.__setattr__(event, "__dict__", decoded)
+        return link, event
+
+
+_CREDENTIAL_TOPIC = "ledger.domain.credential:"
+
+
+def _fold(events: list[Any]) -> Credential | None:
+    aggregate: Any = None
+    for event in events:
+        aggregate = event.mutate(aggregate)
+    return aggregate if isinstance(aggregate, Credential) else None
+
+
+def _orphan_row(credential_id: UUID) -> Problem:
+    return Problem(
+        ProblemCode.AUTH_ROW_MISMATCH,
+        "the auth table has a row for a credential that has no events",
+        credential_id=credential_id,
+    )
+
+
+def _compare_row(
+    credential_id: UUID, folded: Credential | None, row: tuple[Any, ...] | None
+) -> Iterator[Problem]:
+    if folded is None:
+        return
+    expected = row_values(CredentialRow.of(folded))
+    if row == expected:
+        return
+    if row is None:
+        yield Problem(
+            ProblemCode.AUTH_ROW_MISMATCH,
+            "the credential has no row in the auth table",
+            credential_id=credential_id,
+        )
+        return
+    differ = [c for c, a, b in zip(WRITE_COLUMNS, expected, row, strict=True) if a != b]
+    if differ:
+        yield Problem(
+            ProblemCode.AUTH_ROW_MISMATCH,
+            f"the auth table's row differs from the events in: {', '.join(differ)}",
+            credential_id=credential_id,
+            extra={"columns": differ},
+        )
