@@ -30,6 +30,7 @@ from tests.acceptance.service import ServeProcess, wait_until
 from tests.integration.conftest import fresh_database
 
 CLIENTS_PER_KIND = 2
+WORKERS = 2
 REQUESTS_AFTER_RESTART = 40
 """Requests each client makes once the server is back (the figure the test judges)."""
 
@@ -151,12 +152,18 @@ def test_requests_after_a_restart_all_succeed(own_postgres: Any, tmp_path: Path)
     service = ServeProcess(
         database,
         tmp_path / "serve.log",
-        workers=2,
+        workers=WORKERS,
         env={"LEDGER_POOL_SIZE": "4", "LEDGER_WRITER_THREADS": "2"},
     )
     figures: list[str] = []
     try:
         service.wait_ready()
+        # Both workers up: one still starting would need the server while it is down.
+        wait_until(
+            lambda: service.log_text().count("Application startup complete") == WORKERS,
+            timeout=120,
+            what="every worker to start",
+        )
         clients = Clients(service.base_url, token)
         clients.start()
         try:
