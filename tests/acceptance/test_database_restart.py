@@ -54,6 +54,11 @@ def own_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     try:
         yield server
     finally:
+        # After a restart the postmaster is a new process, which the wheel's clean-up does not
+        # know of: stop it here.
+        module.pg_ctl(
+            ["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user, timeout=90
+        )
         server.cleanup()
 
 
