@@ -28,7 +28,12 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import Environment
 
 from ledger.adapters.credentials_table import CredentialRow, CredentialsTable
-from ledger.adapters.postgres import connection_pool, eventsourcing_env, translate_store_errors
+from ledger.adapters.postgres import (
+    check_liveness,
+    connection_pool,
+    eventsourcing_env,
+    translate_store_errors,
+)
 from ledger.adapters.recorder import BatchCommand, LedgerRecorder
 from ledger.adapters.stored_hash_mapper import StoredHashMapper
 from ledger.adapters.writer import GroupCommitWriter
@@ -162,6 +167,10 @@ class Ledger(Application[UUID]):
             msg = "the ledger needs its own recorder"
             raise TypeError(msg)
         self._recorder = recorder
+        # The library's pool (the writer's connections, projections, audit reads) finds a
+        # connection that a database restart killed before handing it out, as the ledger's own
+        # pool does.
+        check_liveness(recorder.datastore.pool)
         self._database_url = database_url
         self._pool = connection_pool(database_url, self.settings, name="ledger-credentials")
         self.credentials = CredentialsTable(self._pool, schema=recorder.datastore.schema)

@@ -32,12 +32,12 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ledger import migrations
 from ledger.adapters.postgres import database_url
 from ledger.config import Settings
 from ledger.http.logs import log_config
+from ledger.http.read_timeouts import ReadTimeoutH11Protocol
 from ledger.service import check_schema
 
 if TYPE_CHECKING:
@@ -121,12 +121,14 @@ def worker_app() -> FastAPI:
         msg = "worker_app needs LEDGER_DATABASE_URL (ledger serve sets it)"
         raise RuntimeError(msg)
     check_schema(url)
+    ReadTimeoutH11Protocol.configure(settings)
     ledger = Ledger(url, settings=settings)
     return create_app(ledger, hooks=[contextlib.closing, *HOOKS])
 
 
-class NoDelayH11Protocol(H11Protocol):
-    """uvicorn's HTTP/1.1 protocol with ``TCP_NODELAY`` on every connection.
+class NoDelayH11Protocol(ReadTimeoutH11Protocol):
+    """uvicorn's HTTP/1.1 protocol with ``TCP_NODELAY`` on every connection (and the header
+    and body read deadlines of ``ReadTimeoutH11Protocol``).
 
     asyncio turns Nagle's algorithm off only for sockets whose ``proto`` is ``IPPROTO_TCP``;
     the listening socket uvicorn binds for ``--workers N`` (N > 1) has ``proto`` 0, so accepted
