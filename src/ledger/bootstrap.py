@@ -27,6 +27,7 @@ from ledger.adapters.credentials_table import CredentialsTable
 from ledger.adapters.invalidation import CacheInvalidator
 from ledger.adapters.postgres import (
     CREDENTIALS_TABLE,
+    check_liveness,
     connection_pool,
     database_url,
     embedded_server,
@@ -97,6 +98,10 @@ class PostgresLedger(Ledger):
             msg = "the ledger needs its own recorder"
             raise TypeError(msg)
         self.recorder = recorder
+        # The library's pool (the writer's connections, projections, audit reads) finds a
+        # connection that a database restart killed before handing it out, as the ledger's own
+        # pool does.
+        check_liveness(recorder.datastore.pool)
         self._pool = connection_pool(self.database_url, settings, name="ledger-credentials")
         table = CredentialsTable(self._pool, schema=recorder.datastore.schema)
         recorder.use_read_pool(self._pool)

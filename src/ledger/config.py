@@ -66,6 +66,18 @@ class Settings(BaseSettings):
     run_projections: bool = Field(
         default=True, description="run the projection runner inside `ledger serve`"
     )
+    http_header_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="longest a client may take to send a request's headers (then 408, closed)",
+    )
+    http_body_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="longest a client may take to send a request's body once its headers are in",
+    )
     command_attempts: int = Field(
         default=20, ge=1, le=1000, description="tries of a command that loses optimistic races"
     )

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import select
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import psycopg
@@ -16,6 +18,7 @@ import psycopg_pool
 from eventsourcing import persistence
 from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.pq import ConnStatus
 from psycopg.rows import TupleRow
 
 from ledger.adapters import embedded_security
@@ -53,6 +56,70 @@ def eventsourcing_env(database_url: str, settings: Settings) -> dict[str, str]:
     }
 
 
+def connection_is_dead(conn: psycopg.Connection[Any]) -> bool:
+    """Whether the server of an idle connection has gone away; a dead connection is closed.
+
+    A restarted or stopped PostgreSQL terminates its backends, and each one's socket turns
+    readable (a farewell error, then end of file) while the connection sits idle in a pool. So
+    a poll of the socket, with no wait (a system call, no round trip), tells a live idle
+    connection from one whose server went away. Only when something did arrive (the farewell,
+    or more rarely a notice) does one empty query decide. A server that vanished without closing
+    its sockets (a network partition) is not detected here; the request fails and the pool
+    replaces the connection.
+    """
+    if conn.closed:
+        return True
+    pgconn = conn.pgconn
+    if pgconn.status != ConnStatus.OK:
+        conn.close()
+        return True
+    try:
+        poller = select.poll()
+        poller.register(pgconn.socket, select.POLLIN)
+        if not poller.poll(0):
+            return False
+        psycopg_pool.ConnectionPool.check_connection(conn)
+    except (psycopg.Error, OSError, ValueError):
+        conn.close()
+        return True
+    return False
+
+
+class LivenessCheck:
+    """A pool's ``check``: refuses a connection whose server went away before a caller gets it.
+
+    On the first dead connection it also checks every other idle connection of the pool
+    (``ConnectionPool.check``): a restart kills them all at once, and the pool waits a growing
+    delay (1 s, then 2 s, ...) between two failed checks of one checkout, so finding them one
+    checkout at a time could hold a caller for seconds.
+    """
+
+    def __init__(self) -> None:
+        self.pool: psycopg_pool.ConnectionPool[Any] | None = None
+
+    def __call__(self, conn: psycopg.Connection[Any]) -> None:
+        if not connection_is_dead(conn):
+            return
+        pool = self.pool
+        if pool is not None:
+            log.warning("database connection lost; checking the pool %r", pool.name)
+            pool.check()
+        msg = "the connection's server went away"
+        raise psycopg.OperationalError(msg)
+
+
+def check_liveness(pool: psycopg_pool.ConnectionPool[Any]) -> None:
+    """Give ``pool`` a ``LivenessCheck``, also when it was built by another library (the
+    eventsourcing datastore's pool, whose own option pings the server on every checkout).
+
+    ``psycopg_pool`` reads its check from the ``_check`` attribute on every checkout (the
+    version is pinned, and a test proves the check runs).
+    """
+    check = LivenessCheck()
+    check.pool = pool
+    pool._check = check
+
+
 def connection_pool(
     database_url: str, settings: Settings, *, name: str
 ) -> psycopg_pool.ConnectionPool[psycopg.Connection[TupleRow]]:
@@ -62,17 +129,23 @@ def connection_pool(
     one (idle extras close after 10 minutes). A caller waits at most ``CONNECT_TIMEOUT_S`` for a
     connection (``PoolTimeout``: service unavailable). When the server goes away, a query on a
     pooled connection fails (``OperationalError``) and the pool drops that connection and
-    reconnects in the background, with backoff, until the server answers again.
+    reconnects in the background, with backoff, until the server answers again. A connection
+    whose server went away while it sat in the pool is found and replaced before a caller gets
+    it (``LivenessCheck``).
     """
-    return psycopg_pool.ConnectionPool(
+    check = LivenessCheck()
+    pool: psycopg_pool.ConnectionPool[psycopg.Connection[TupleRow]] = psycopg_pool.ConnectionPool(
         database_url,
         kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
         min_size=1,
         max_size=settings.pool_size,
         timeout=CONNECT_TIMEOUT_S,
+        check=check,
         open=True,
         name=name,
     )
+    check.pool = pool
+    return pool
 
 
 def with_database(database_url: str, dbname: str) -> str:

@@ -14,6 +14,7 @@ import uuid
 from typing import Any
 
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledger.domain.errors import LedgerError, RequestTooLarge
@@ -45,6 +46,9 @@ def _route_template(scope: Scope) -> tuple[str, str | None]:
     if not isinstance(path, str):
         return "<unmatched>", None
     return path, getattr(route, "name", None)
+
+
+CLIENT_CLOSED_REQUEST = 499
 
 
 class RequestMiddleware:
@@ -82,6 +86,11 @@ class RequestMiddleware:
                 await error_response(RequestTooLarge())(scope, receive, send_with_id)
             else:
                 await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:
+            # The client left, or was cut off for sending too slowly, before its request was
+            # in: nobody is left to answer. Recorded as 499, the status proxies log for it.
+            status = CLIENT_CLOSED_REQUEST
+            state[ERROR_CODE_KEY] = "client_disconnected"
         except Exception:
             log.exception("unhandled error")
             if response_started:

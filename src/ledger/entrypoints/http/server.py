@@ -32,11 +32,11 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ledger.bootstrap import build_ledger, check_schema, prepared_database
 from ledger.config import Settings
 from ledger.entrypoints.http.logs import log_config
+from ledger.entrypoints.http.read_timeouts import ReadTimeoutH11Protocol
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -111,12 +111,14 @@ def worker_app() -> FastAPI:
         msg = "worker_app needs LEDGER_DATABASE_URL (ledger serve sets it)"
         raise RuntimeError(msg)
     check_schema(url)
+    ReadTimeoutH11Protocol.configure(settings)
     ledger = build_ledger(url, settings=settings)
     return create_app(ledger, hooks=[contextlib.closing, *HOOKS])
 
 
-class NoDelayH11Protocol(H11Protocol):
-    """uvicorn's HTTP/1.1 protocol with ``TCP_NODELAY`` on every connection.
+class NoDelayH11Protocol(ReadTimeoutH11Protocol):
+    """uvicorn's HTTP/1.1 protocol with ``TCP_NODELAY`` on every connection (and the header
+    and body read deadlines of ``ReadTimeoutH11Protocol``).
 
     asyncio turns Nagle's algorithm off only for sockets whose ``proto`` is ``IPPROTO_TCP``;
     the listening socket uvicorn binds for ``--workers N`` (N > 1) has ``proto`` 0, so accepted
