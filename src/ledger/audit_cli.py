@@ -7,6 +7,7 @@ that returned before they started.
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 from datetime import datetime
 from types import FrameType
@@ -21,6 +22,7 @@ from ledger.console import fail, load_settings, out, print_json
 from ledger.errors import InvalidQueryParameter, LedgerError
 from ledger.projections import NAMES, AuditEvent, CredentialState
 from ledger.projections.queries import parse_instant
+from ledger.projections.runner import HorizonStatus
 from ledger.service import open_ledger
 
 projections_app = typer.Typer(help="Projections (operator commands).", no_args_is_help=True)
@@ -73,6 +75,7 @@ def projections_status(as_json: JsonOption = False) -> None:
     try:
         with open_ledger(settings) as ledger:
             rows = ledger.projections.status()
+            horizon = ledger.projections.horizon()
     except LedgerError as error:
         raise fail(error, as_json=as_json) from None
     if as_json:
@@ -84,6 +87,8 @@ def projections_status(as_json: JsonOption = False) -> None:
                     "head": s.head,
                     "lag_events": s.lag_events,
                     "lag_seconds": s.lag_seconds,
+                    # the same for every projection: what holds all of them back
+                    "horizon": dataclasses.asdict(horizon),
                 }
                 for s in rows
             ]
@@ -95,6 +100,20 @@ def projections_status(as_json: JsonOption = False) -> None:
             s.name, str(s.position), str(s.head), str(s.lag_events), f"{s.lag_seconds:.1f}"
         )
     out.print(table)
+    out.print(horizon_line(horizon))
+
+
+def horizon_line(horizon: HorizonStatus) -> str:
+    """The horizon's state in one line: events readers cannot read yet, and who holds them."""
+    line = f"log horizon: {horizon.behind_events} committed events not yet readable"
+    if horizon.holder_pid is not None:
+        age = horizon.holder_age_seconds or 0.0
+        line += (
+            f"; oldest open transaction: backend {horizon.holder_pid} "
+            f"({horizon.holder_application or '?'} on {horizon.holder_database or '?'}, "
+            f"{horizon.holder_state or '?'}, {age:.1f} s)"
+        )
+    return line
 
 
 @projections_app.command("rebuild")

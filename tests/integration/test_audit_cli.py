@@ -89,7 +89,8 @@ def test_projections_status_and_rebuild(database_url: str, ledger: Ledger) -> No
     assert status.returncode == 0, status.stderr
     rows = json.loads(status.stdout)
     assert [r["name"] for r in rows] == list(NAMES)
-    assert set(rows[0]) == {"name", "position", "head", "lag_events", "lag_seconds"}
+    assert set(rows[0]) == {"name", "position", "head", "lag_events", "lag_seconds", "horizon"}
+    assert {"behind_events", "holder_pid", "holder_age_seconds"} <= set(rows[0]["horizon"])
     table = ledger_cli("projections", "rebuild", env=env)
     assert table.returncode == 0, table.stderr
     assert "rebuilt audit_trail, credentials" in table.stdout

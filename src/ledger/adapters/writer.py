@@ -5,9 +5,10 @@ meanwhile (up to ``max_batch``) and writes it in one transaction through
 ``LedgerRecorder.insert_batch``, which gives every command its own outcome. Under load, batches
 grow by themselves; with one client, a batch is one command and costs one hand-over.
 
-With more than one writer thread, the next batch is already at the server, waiting for the
-events-table lock, while the previous one commits: the lock still serializes the transactions
-(and the conflict check under it stays exact), but no client round trip sits between them.
+Writers take no table lock (ADR 0018): with ``threads`` writer threads, each on a connection of
+its own, that many batches are in flight at once and PostgreSQL merges their commits' WAL
+flushes. After a batch commits, ``after_commit`` gets its written commands (the change
+announcement, sent outside the write transaction).
 """
 
 from __future__ import annotations
@@ -78,6 +79,9 @@ class GroupCommitWriter:
         # Called by a writer thread after each committed batch with (commands, conflicts): the
         # metrics hook. It runs once every waiter is woken, and its errors are only logged.
         self.on_batch: Callable[[int, int], None] | None = None
+        # Called by a writer thread with the commands a batch wrote, after the commit and
+        # before any waiter is woken; its errors are only logged.
+        self.after_commit: Callable[[Sequence[BatchCommand]], None] | None = None
 
     def submit(self, command: BatchCommand) -> list[int] | None:
         """Write ``command``; its notification ids, or ``None`` if it lost a version race."""
@@ -178,6 +182,13 @@ class GroupCommitWriter:
             stats.commands += len(batch)
             stats.largest_batch = max(stats.largest_batch, len(batch))
             stats.conflicts += conflicts
+        if self.after_commit is not None and conflicts < len(batch):
+            try:
+                self.after_commit(
+                    [p.command for p, o in zip(batch, outcomes, strict=True) if o is not None]
+                )
+            except Exception:  # the announcement is best effort; listeners have a backstop
+                log.warning("the after_commit hook failed", exc_info=True)
         for pending, outcome in zip(batch, outcomes, strict=True):
             pending.outcome = outcome
             pending.done.release()

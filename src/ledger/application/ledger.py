@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar
 from uuid import UUID, uuid4
@@ -26,6 +26,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import Environment
 
+from ledger.adapters.announcer import ChangeAnnouncer
 from ledger.adapters.credentials_table import CredentialRow, CredentialsTable
 from ledger.adapters.postgres import connection_pool, eventsourcing_env, translate_store_errors
 from ledger.adapters.recorder import BatchCommand, LedgerRecorder
@@ -190,6 +191,7 @@ class Ledger(Application[UUID]):
             channel=recorder.channel_name,
             clock=self.clock,
             batch_size=self.settings.projection_batch_size,
+            wait_timeout_s=self.settings.audit_wait_s,
         )
         self.audit = AuditQueries(self.projections, recorder.datastore)
         self.writer = GroupCommitWriter(
@@ -198,6 +200,11 @@ class Ledger(Application[UUID]):
             threads=self.settings.writer_threads,
             linger_s=self.settings.write_linger_ms / 1000,
         )
+        # Other processes hear of each committed batch after its commit (ADR 0018).
+        self.announcer = ChangeAnnouncer(
+            database_url, channel=recorder.channel_name, origin=recorder.origin
+        )
+        self.writer.after_commit = self._announce
 
     # ----------------------------------------------------------------------- infrastructure
 
@@ -258,6 +265,11 @@ class Ledger(Application[UUID]):
             for event, s, notification_id in zip(events, stored, notification_ids, strict=True)
         ]
 
+    def _announce(self, commands: Sequence[BatchCommand]) -> None:
+        self.announcer.announce(
+            row.credential_id for command in commands for row in command.credential_rows
+        )
+
     @property
     def database_url(self) -> str:
         return self._database_url
@@ -268,6 +280,7 @@ class Ledger(Application[UUID]):
             self._invalidator.stop()
         self.usage.close()
         self.writer.close()
+        self.announcer.close()
         self._pool.close()
         super().close()
 

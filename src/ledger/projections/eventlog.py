@@ -8,12 +8,15 @@ read and prepared. A step only ever uses a page that starts exactly at the posit
 under the tracking-row locks; otherwise (another runner took a turn) it reads for itself, and
 the read-ahead is replaced, so what commits is what a step without read-ahead would commit.
 
-Why a page read earlier, outside the step's transaction, is the same page: writers commit in
-notification-id order (the events-table lock), so any read sees a prefix of the log; the page
-after ``p`` is the first ``n`` events after ``p`` in both reads, or fewer if the earlier read saw
-fewer (a shorter batch is a valid batch: the next step starts after its last event). Preparing
-needs nothing but the events and, for the audit trail, the creation events of the credentials
-they name, which are in the log before them and never change.
+Pages follow the log's order, ``(transaction_id, notification_id)``, and hold only events
+below the horizon (``ledger.adapters.log_order``, ADR 0018): every transaction below it has
+ended, so nothing can ever appear before an event read. Why a page read earlier, outside the
+step's transaction, is the same page: a later horizon is at least as high, and the events below
+the earlier one are the same and come first in log order; so the page after ``p`` read earlier
+is a prefix of the one the step would read (a shorter batch is a valid batch: the next step
+starts after its last event). Preparing needs nothing but the events and, for the audit trail,
+the creation events of the credentials they name, which committed before the events that name
+them were written (so their transactions have lower ids) and never change.
 """
 
 from __future__ import annotations
@@ -41,6 +44,13 @@ from eventsourcing.postgres import PostgresDatastore
 from psycopg import sql
 from psycopg.rows import tuple_row
 
+from ledger.adapters.log_order import (
+    HORIZON_QUERY,
+    LogPosition,
+    Mark,
+    after_horizon_page,
+    ordinal_after,
+)
 from ledger.domain.base import LedgerAggregate
 from ledger.projections.base import Curs, Positioned
 
@@ -97,18 +107,12 @@ class EventLog:
             if type(transcoder) is JSONTranscoder  # not a subclass: it may decode otherwise
             else mapper
         )
-        columns = "notification_id, originator_id, originator_version, topic, state"
+        columns = sql.SQL("originator_id, originator_version, topic, state")
         table = sql.Identifier(events_table)
-        self._after = (
-            sql.SQL(
-                "SELECT {} FROM {} WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
-            )
-            .format(sql.SQL(columns), table)
-            .as_string()
-        )
+        self._after = after_horizon_page(table, columns)
         self._created = (
             sql.SQL("SELECT {} FROM {} WHERE originator_id = ANY(%s) AND originator_version = 1")
-            .format(sql.SQL(columns), table)
+            .format(columns, table)
             .as_string()
         )
 
@@ -117,35 +121,55 @@ class EventLog:
         """What decodes the stored events."""
         return self._mapper
 
-    def page(self, curs: Curs, position: int, limit: int) -> list[Positioned]:
-        """Up to ``limit`` events after ``position``, in the transaction of ``curs``."""
-        return self._decoded(curs, self._after, (position, limit))
+    @staticmethod
+    def horizon(curs: Curs) -> int:
+        """The horizon now (take it before the transaction of ``curs`` writes or locks)."""
+        with curs.connection.cursor(row_factory=tuple_row) as tuples:
+            row = tuples.execute(HORIZON_QUERY).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def page(self, curs: Curs, after: Mark, limit: int, horizon: int) -> list[Positioned]:
+        """Up to ``limit`` events after ``after`` and below ``horizon``, in log order, in the
+        transaction of ``curs``."""
+        rows = self._rows(curs, self._after, (*after.at, horizon, limit))
+        decode = self._mapper.to_domain_event
+        batch = []
+        ordinal = after.ordinal
+        for originator_id, version, topic, state, transaction_id, notification_id in rows:
+            event = decode(StoredEvent(originator_id, version, topic, state))
+            assert isinstance(event, LedgerAggregate.Event)
+            at = LogPosition(transaction_id, notification_id)
+            ordinal = ordinal_after(ordinal, at)
+            batch.append(Positioned(ordinal, event, at))
+        return batch
 
     def created(self, curs: Curs, stream_ids: Iterable[UUID]) -> dict[UUID, LedgerAggregate.Event]:
         """The first event of each of these streams (a credential's ``Minted``...)."""
-        events = self._decoded(curs, self._created, (list(stream_ids),))
-        return {item.event.originator_id: item.event for item in events}
+        decode = self._mapper.to_domain_event
+        found: dict[UUID, LedgerAggregate.Event] = {}
+        for originator_id, version, topic, state in self._rows(
+            curs, self._created, (list(stream_ids),)
+        ):
+            event = decode(StoredEvent(originator_id, version, topic, state))
+            assert isinstance(event, LedgerAggregate.Event)
+            found[event.originator_id] = event
+        return found
 
-    def _decoded(self, curs: Curs, query: str, params: tuple[Any, ...]) -> list[Positioned]:
+    @staticmethod
+    def _rows(curs: Curs, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         # Binary tuples: bytea arrives as bytes (no hex to parse), no dict per row.
         with curs.connection.cursor(row_factory=tuple_row) as tuples:
             tuples.execute(query, params, prepare=True, binary=True)
-            rows = tuples.fetchall()
-        decode = self._mapper.to_domain_event
-        batch = []
-        for notification_id, originator_id, version, topic, state in rows:
-            event = decode(StoredEvent(originator_id, version, topic, state))
-            assert isinstance(event, LedgerAggregate.Event)
-            batch.append(Positioned(notification_id, event))
-        return batch
+            return tuples.fetchall()
 
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
     """What the projections prepared (by name) for the events after ``after`` up to ``last``."""
 
-    after: int
-    last: int
+    after: Mark
+    last: Mark
     writes: dict[str, Any]
 
 
@@ -196,8 +220,8 @@ class ReadAhead:
         datastore: PostgresDatastore,
         prepare: Prepare,
         *,
-        start: int,
-        until: int,
+        start: Mark,
+        until: LogPosition,
         limit: int,
         depth: int = 2,
     ) -> None:
@@ -242,16 +266,19 @@ class ReadAhead:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _run(self, position: int) -> None:
+    def _run(self, mark: Mark) -> None:
         try:
-            while not self._stop.is_set() and position < self._until:
+            while not self._stop.is_set() and mark.at < self._until:
                 with self._datastore.transaction(commit=False) as curs:
-                    page = self._log.page(curs, position, self._limit)
+                    # a read-only transaction: it has no id that could hold the horizon back
+                    horizon = self._log.horizon(curs)
+                    page = self._log.page(curs, mark, self._limit, horizon)
                     if not page:
                         break
                     writes = self._prepare(curs, page)
-                self._put(Prepared(position, page[-1].position, writes))
-                position = page[-1].position
+                last = Mark(page[-1].at, page[-1].position)
+                self._put(Prepared(mark, last, writes))
+                mark = last
         except Exception:  # the step reads for itself; it reports what is really wrong
             log.debug("projection read-ahead stopped", exc_info=True)
         finally:

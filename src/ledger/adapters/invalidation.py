@@ -1,0 +1,172 @@
+"""Evicting, from one process's verify cache, what other processes changed (ADR 0018).
+
+Two paths, so that revocation never waits for the log's horizon:
+
+- **Announcements.** A thread LISTENs on the events channel. Every writing process announces
+  the credential ids of each committed batch there, after the commit and coalesced
+  (``ledger.adapters.announcer``); the ids of another process's announcement are evicted the
+  moment it arrives. The writing process itself evicted them when its commit returned, so its
+  own announcements are skipped.
+- **The backstop.** Every ``poll_s`` the thread also reads the log after its position, below
+  the horizon (``ledger.adapters.log_order``), and evicts the stream id of every event it finds:
+  an announcement that was lost (its process died between commit and send, a connection
+  dropped) is caught there, once every older transaction of the cluster has ended. The cache's
+  maximum entry lifetime bounds even that.
+
+On any connection error the thread clears the cache, waits, reconnects and resumes the backstop
+from the position it had reached, so nothing committed meanwhile is missed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any, Protocol
+from uuid import UUID
+
+import psycopg
+from psycopg import sql
+
+from ledger.adapters.announcer import parse_payload
+from ledger.adapters.log_order import (
+    HORIZON_QUERY,
+    START,
+    LogPosition,
+    after_horizon_page,
+    newest_below_query,
+)
+
+log = logging.getLogger(__name__)
+
+INVALIDATOR_NAME = "ledger-cache-invalidator"
+"""``application_name`` of the invalidator's connection."""
+
+
+class EvictingCache(Protocol):
+    def evict(self, credential_ids: Iterable[UUID]) -> None: ...
+
+    def clear(self) -> None: ...
+
+
+class CacheInvalidator:
+    """Follows other processes' changes for one cache: announcements, and the log as backstop."""
+
+    BATCH = 10_000
+
+    def __init__(
+        self,
+        database_url: str,
+        cache: EvictingCache,
+        *,
+        events_table: str,
+        channel: str,
+        own_origin: str | None = None,
+        poll_s: float = 1.0,
+    ) -> None:
+        self._url = database_url
+        self._own_origin = own_origin
+        self._cache = cache
+        self._poll_s = poll_s
+        self._listen = sql.SQL("LISTEN {}").format(sql.Identifier(channel)).as_string()
+        table = sql.Identifier(events_table)
+        self._newest = newest_below_query(table)
+        self._page = after_horizon_page(table, sql.SQL("originator_id"))
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
+        self._thread = threading.Thread(target=self._run, name=INVALIDATOR_NAME, daemon=True)
+        self.position: LogPosition | None = None
+        """How far the backstop has read (``None`` until the first connection)."""
+        self.announced = 0
+        """Announcements of other processes acted on (for tests and metrics)."""
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start the thread and wait until it listens (so no later change can be missed)."""
+        self._thread.start()
+        self._ready.wait(timeout)
+
+    def stop(self) -> None:
+        self._stop.set()
+        conn = self._conn
+        if conn is not None:
+            conn.close()  # interrupts a wait for notifications at once
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        backoff = 0.1
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(
+                    self._url, autocommit=True, connect_timeout=5, application_name=INVALIDATOR_NAME
+                ) as conn:
+                    self._conn = conn
+                    if self._stop.is_set():
+                        return
+                    conn.execute(self._listen)
+                    if self.position is None:
+                        # Everything below the horizon is in the table the cache reads; what
+                        # is above it, the backstop reads when it is final.
+                        self.position = self._newest_below(conn)
+                    self.catch_up(conn)
+                    self._ready.set()
+                    backoff = 0.1
+                    self._follow(conn)
+            except psycopg.Error as error:
+                if self._stop.is_set():
+                    return
+                log.warning("cache invalidator lost its connection: %s", type(error).__name__)
+                # Announcements may have been missed while disconnected: forget everything.
+                self._cache.clear()
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    def _follow(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+        last = time.monotonic()
+        while not self._stop.is_set():
+            timeout = max(0.0, last + self._poll_s - time.monotonic())
+            for notify in conn.notifies(timeout=timeout, stop_after=1):
+                self._heard(notify.payload)
+            for notify in conn.notifies(timeout=0):  # whatever queued behind it
+                self._heard(notify.payload)
+            now = time.monotonic()
+            if now - last >= self._poll_s:
+                self.catch_up(conn)
+                last = now
+
+    def _heard(self, payload: str) -> None:
+        try:
+            origin, ids = parse_payload(payload)
+        except ValueError:
+            log.warning("ignored a malformed change announcement")
+            return
+        if origin != self._own_origin and ids:
+            self._cache.evict(ids)
+            self.announced += 1
+
+    def _newest_below(self, conn: psycopg.Connection[tuple[Any, ...]]) -> LogPosition:
+        horizon = conn.execute(HORIZON_QUERY).fetchone()
+        assert horizon is not None
+        row = conn.execute(self._newest, (horizon[0],)).fetchone()
+        return START if row is None else LogPosition(int(row[0]), int(row[1]))
+
+    def catch_up(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+        """The backstop: evict every stream written after the position, below the horizon."""
+        assert self.position is not None
+        horizon_row = conn.execute(HORIZON_QUERY).fetchone()
+        assert horizon_row is not None
+        horizon = horizon_row[0]
+        while True:
+            position = self.position
+            rows = conn.execute(
+                self._page, (*position, horizon, self.BATCH), prepare=True
+            ).fetchall()
+            if not rows:
+                return
+            self._cache.evict(originator_id for originator_id, _, _ in rows)
+            _, transaction_id, notification_id = rows[-1]
+            self.position = LogPosition(int(transaction_id), int(notification_id))
+            if len(rows) < self.BATCH:
+                return
