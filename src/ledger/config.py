@@ -49,7 +49,10 @@ class Settings(BaseSettings):
         default=256, ge=1, le=10_000, description="most commands that share one write transaction"
     )
     writer_threads: int = Field(
-        default=4, ge=1, le=16, description="write transactions a process keeps in flight"
+        default=4,
+        ge=0,
+        le=16,
+        description="writer threads (batches in flight); 0: each command its own transaction",
     )
     write_linger_ms: float = Field(
         default=2.0,

@@ -11,7 +11,12 @@ import psycopg
 import pytest
 
 from ledger.adapters.credentials_table import CredentialRow
-from ledger.adapters.recorder import BatchCommand, BatchIntegrityError, LedgerRecorder
+from ledger.adapters.recorder import (
+    BatchCommand,
+    BatchIntegrityError,
+    LedgerRecorder,
+    _batch_params,
+)
 from ledger.adapters.writer import GroupCommitWriter, _Pending
 from ledger.application import Ledger
 from ledger.domain import Actor, Credential, RevocationReason, TokenKind
@@ -202,3 +207,79 @@ def test_concurrent_mints_through_the_ledger_are_all_acknowledged_and_stored(
         ids = list(pool.map(mint, range(16)))
     listed = {str(t.id) for t in ledger.list_personal_access_tokens(me)}
     assert set(ids) <= listed
+
+
+def test_a_command_racing_an_uncommitted_write_of_its_key_is_refused_whole(
+    ledger: Ledger, database_url: str
+) -> None:
+    """No lock: the key is held by a concurrent transaction still open. The batch waits for it,
+    refuses the command whose key it took (taking back the command's other event and not
+    writing its credentials row) and writes its neighbour."""
+    stored, command = minted(ledger)
+    ledger.writer.submit(command)
+    fresh = load_credential(ledger, stored.id)
+    stale = load_credential(ledger, stored.id)
+    fresh.revoke(reason=RevocationReason.USER_REQUEST, at=START, actor=Actor.system("a"))
+    stale.revoke(reason=RevocationReason.ADMIN, at=START, actor=Actor.system("b"))
+    new, new_command = minted(ledger)
+    stale_command = command_for(ledger, stale)
+    both = BatchCommand(
+        [*new_command.events, *stale_command.events],
+        [*new_command.credential_rows, *stale_command.credential_rows],
+    )
+    neighbour, neighbour_command = minted(ledger)
+    with psycopg.connect(database_url) as held:  # a transaction left open
+        held.execute(
+            "SELECT * FROM ledger_write_batch(%s, %s, '10s')",
+            _batch_params([command_for(ledger, fresh)]),
+        )
+        outcomes: list[list[int] | None] = []
+        racing = threading.Thread(
+            target=lambda: outcomes.extend(
+                recorder_of(ledger).insert_batch([both, neighbour_command])
+            )
+        )
+        racing.start()
+        wait_until_waiting(database_url)
+        held.commit()
+        racing.join()
+    assert outcomes[0] is None
+    assert outcomes[1] is not None
+    assert ledger.credentials.get(new.id) is None  # nothing of the refused command
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM ledger_events WHERE originator_id = %s", (new.id,)
+        ).fetchone()
+    assert row == (0,)
+    assert load_credential(ledger, stored.id).revoked_reason == RevocationReason.USER_REQUEST
+    assert ledger.credentials.get(neighbour.id) is not None
+
+
+def wait_until_waiting(database_url: str) -> None:
+    """Until some backend waits for a transaction's lock (bounded; not a timed assertion)."""
+    deadline = time.monotonic() + 30
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        while True:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            ).fetchone()
+            if row is not None and row[0] > 0:
+                return
+            assert time.monotonic() < deadline, "the batch never waited for the key"
+            time.sleep(0.005)
+
+
+def test_without_writer_threads_each_command_is_its_own_transaction(ledger: Ledger) -> None:
+    written: list[Sequence[BatchCommand]] = []
+    writer = GroupCommitWriter(recorder_of(ledger), max_batch=8, threads=0)
+    writer.after_commit = written.append
+    credential, command = minted(ledger)
+    _, stale_command = stale_revocation(ledger)
+    assert writer.submit(command) is not None
+    assert writer.submit(stale_command) is None
+    assert written == [[command]]  # announced: the command written, not the refused one
+    assert (writer.stats.batches, writer.stats.conflicts) == (2, 1)
+    assert ledger.credentials.get(credential.id) is not None
+    writer.close()
+    with pytest.raises(ServiceUnavailable):
+        writer.submit(minted(ledger)[1])

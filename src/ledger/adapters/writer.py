@@ -85,6 +85,8 @@ class GroupCommitWriter:
 
     def submit(self, command: BatchCommand) -> list[int] | None:
         """Write ``command``; its notification ids, or ``None`` if it lost a version race."""
+        if self._thread_count == 0:
+            return self._write_here(command)
         pending = _Pending(command)
         with self._wakeup:
             if self._closed:
@@ -106,6 +108,37 @@ class GroupCommitWriter:
             msg = f"write failed: {type(pending.error).__name__}"
             raise ServiceUnavailable(msg) from pending.error
         return pending.outcome
+
+    def _write_here(self, command: BatchCommand) -> list[int] | None:
+        """No writer threads: the command is its own transaction, on the calling thread."""
+        if self._closed:
+            msg = "the writer is closed"
+            raise ServiceUnavailable(msg)
+        try:
+            [outcome] = self._recorder.insert_batch([command])
+        except BatchIntegrityError:
+            outcome = None
+        except Exception as error:
+            msg = f"write failed: {type(error).__name__}"
+            raise ServiceUnavailable(msg) from error
+        conflicts = 1 if outcome is None else 0
+        with self._wakeup:
+            stats = self.stats
+            stats.batches += 1
+            stats.commands += 1
+            stats.largest_batch = max(stats.largest_batch, 1)
+            stats.conflicts += conflicts
+        if outcome is not None and self.after_commit is not None:
+            try:
+                self.after_commit([command])
+            except Exception:  # the announcement is best effort; listeners have a backstop
+                log.warning("the after_commit hook failed", exc_info=True)
+        if self.on_batch is not None:
+            try:
+                self.on_batch(1, conflicts)
+            except Exception:  # a metrics failure must not stop the writer
+                log.warning("the on_batch hook failed", exc_info=True)
+        return outcome
 
     @property
     def queued(self) -> int:
