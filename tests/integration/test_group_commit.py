@@ -119,38 +119,47 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
 def test_commands_queued_behind_a_transaction_share_the_next_one(
     ledger: Ledger, database_url: str
 ) -> None:
+    """The first command finds the writer idle and is written on its caller's thread; the
+    next is taken by the writer thread; both wait behind a held lock. Everything submitted
+    meanwhile queues and commits in one transaction, each command with its own outcome."""
     writer = GroupCommitWriter(recorder_of(ledger), max_batch=64)
     queued = 12
-    commands = [minted(ledger) for _ in range(queued + 1)]
+    commands = [minted(ledger) for _ in range(queued + 2)]
     stale = [stale_revocation(ledger) for _ in range(3)]
     blocker = psycopg.connect(database_url)
     observer = psycopg.connect(database_url, autocommit=True)
 
-    def writer_waits_for_the_lock() -> bool:
-        row = observer.execute(
-            "SELECT count(*) FROM pg_locks "
-            "WHERE relation = 'ledger_events'::regclass AND NOT granted"
-        ).fetchone()
-        return row is not None and row[0] == 1
+    def waiting_for_the_lock(count: int) -> Callable[[], bool]:
+        def check() -> bool:
+            row = observer.execute(
+                "SELECT count(*) FROM pg_locks "
+                "WHERE relation = 'ledger_events'::regclass AND NOT granted"
+            ).fetchone()
+            return row is not None and row[0] == count
+
+        return check
 
     try:
-        # Hold the events-table lock so that the writer's first transaction waits on it.
+        # Hold a lock on the events table so that the first transactions wait on it.
         blocker.execute("LOCK TABLE ledger_events IN EXCLUSIVE MODE")
-        with ThreadPoolExecutor(queued + 4) as pool:
+        with ThreadPoolExecutor(queued + 5) as pool:
             first = pool.submit(writer.submit, commands[0][1])
-            wait_until(writer_waits_for_the_lock)
-            rest = [pool.submit(writer.submit, c) for _, c in commands[1:]]
+            wait_until(waiting_for_the_lock(1))
+            second = pool.submit(writer.submit, commands[1][1])
+            wait_until(waiting_for_the_lock(2))
+            rest = [pool.submit(writer.submit, c) for _, c in commands[2:]]
             conflicting = [pool.submit(writer.submit, c) for _, c in stale]
             wait_until(lambda: writer.queued == queued + 3)
             blocker.rollback()  # release the lock
             assert first.result() is not None
+            assert second.result() is not None
             assert all(f.result() is not None for f in rest)
             assert all(f.result() is None for f in conflicting)
     finally:
         blocker.close()
         observer.close()
         writer.close()
-    assert writer.stats.batches == 2
+    assert writer.stats.batches == 3
     assert writer.stats.largest_batch == queued + 3
     assert writer.stats.conflicts == 3
     for credential, _ in commands:

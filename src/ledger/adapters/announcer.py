@@ -149,5 +149,8 @@ class ChangeAnnouncer:
             conn = self._conn = psycopg.connect(
                 self._url, autocommit=True, connect_timeout=5, application_name=ANNOUNCER_NAME
             )
+            # A notification is not durable anyway: its commit need not wait for the WAL
+            # flush (nor hold the notify queue's lock that long).
+            conn.execute("SET synchronous_commit = off")
         conn.execute(_SEND, (self._channel, payloads(self._origin, ids)), prepare=True)
         self.sent += 1

@@ -7,8 +7,10 @@ grow by themselves; with one client, a batch is one command and costs one hand-o
 
 Writers take no table lock (ADR 0018): with ``threads`` writer threads, each on a connection of
 its own, that many batches are in flight at once and PostgreSQL merges their commits' WAL
-flushes. After a batch commits, ``after_commit`` gets its written commands (the change
-announcement, sent outside the write transaction).
+flushes. A command that arrives while nothing is queued or being written is written on its
+caller's thread instead (no hand-over); ``threads=0`` always does that. After a batch commits,
+``after_commit`` gets its written commands (the change announcement, sent outside the write
+transaction).
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ class GroupCommitWriter:
         # Queue length at which a waiting writer wants waking (raised while it lingers, so that
         # each submit does not wake it just to count and sleep again).
         self._wanted = 1
+        self._in_flight = 0  # transactions being written (by writer threads or callers)
         self._threads: list[threading.Thread] = []
         self.stats = WriterStats()
         # Called by a writer thread after each committed batch with (commands, conflicts): the
@@ -88,6 +91,25 @@ class GroupCommitWriter:
         if self._thread_count == 0:
             return self._write_here(command)
         pending = _Pending(command)
+        with self._wakeup:
+            if self._closed:
+                msg = "the writer is closed"
+                raise ServiceUnavailable(msg)
+            if not self._queue and self._in_flight == 0:
+                # Nothing to share a transaction with: write on this thread, sparing the
+                # hand-over to a writer thread and back (one client, or a quiet moment).
+                self._in_flight += 1
+                direct = True
+            else:
+                direct = False
+        if direct:
+            try:
+                return self._write_here(command)
+            finally:
+                with self._wakeup:
+                    self._in_flight -= 1
+                    if self._queue:
+                        self._wakeup.notify()
         with self._wakeup:
             if self._closed:
                 msg = "the writer is closed"
@@ -110,7 +132,7 @@ class GroupCommitWriter:
         return pending.outcome
 
     def _write_here(self, command: BatchCommand) -> list[int] | None:
-        """No writer threads: the command is its own transaction, on the calling thread."""
+        """The command as its own transaction, on the calling thread (a pooled connection)."""
         if self._closed:
             msg = "the writer is closed"
             raise ServiceUnavailable(msg)
@@ -171,8 +193,13 @@ class GroupCommitWriter:
                 batch = [
                     self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))
                 ]
+                self._in_flight += 1
             expected = len(batch)
-            self._write(batch)
+            try:
+                self._write(batch)
+            finally:
+                with self._wakeup:
+                    self._in_flight -= 1
 
     def _linger(self, expected: int) -> None:
         """Wait (lock held by the caller) until ``expected`` commands are queued, at most
