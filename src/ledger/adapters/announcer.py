@@ -4,9 +4,10 @@ A write transaction sends no ``NOTIFY``: PostgreSQL serializes the commits of no
 transactions with one cluster-wide lock, held until each commit record is flushed, so a
 ``NOTIFY`` per write would put every writer back in one line (ADR 0018). Instead, after a batch
 commits, the writer hands the ids of the credentials it changed to a ``ChangeAnnouncer``; its
-thread sends everything handed over meanwhile as one short transaction of ``pg_notify`` calls,
-at most one transaction per ``min_interval_s``: one notify commit per millisecond of writes,
-not one per command.
+thread sends what it was handed at once, as one short transaction of ``pg_notify`` calls, and
+everything handed over while that transaction is in flight goes in the next one: one notify
+commit per round trip under load (about one per millisecond here), not one per command
+(``min_interval_s`` can space them further).
 
 The payload is ``<origin>:<id>,<id>,...`` (ids as 32 hex digits, chunked below PostgreSQL's
 8,000-byte limit); an announcement without ids still wakes the listeners (the projections'
@@ -70,7 +71,7 @@ class ChangeAnnouncer:
         *,
         channel: str,
         origin: str,
-        min_interval_s: float = 0.001,
+        min_interval_s: float = 0.0,
     ) -> None:
         self._url = database_url
         self._channel = channel
