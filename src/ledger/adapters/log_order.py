@@ -30,7 +30,9 @@ from typing import NamedTuple
 from psycopg import sql
 
 ORDER = "transaction_id, notification_id"
-"""The log's order, as an ``ORDER BY`` list of the events table's columns."""
+"""The log's order, as an ``ORDER BY`` list of the events table's columns. A statement that
+uses it must not name an output column ``transaction_id`` (say ``transaction_id::text::bigint
+AS log_xid``): ``ORDER BY`` would sort by that output column, not by the index."""
 
 HORIZON = "pg_snapshot_xmin(pg_current_snapshot())"
 """The horizon: every transaction with a lower id has ended (committed or rolled back)."""
@@ -75,7 +77,8 @@ def after_horizon_page(table: sql.Composable, columns: sql.Composable) -> str:
     """
     return (
         sql.SQL(
-            "SELECT {columns}, transaction_id::text::bigint, notification_id FROM {table} "
+            "SELECT {columns}, transaction_id::text::bigint AS log_xid, notification_id "
+            "FROM {table} "
             "WHERE (transaction_id, notification_id) > (%s::text::xid8, %s) "
             "AND transaction_id < %s::text::xid8 "
             "ORDER BY {order} LIMIT %s"
@@ -89,7 +92,7 @@ def newest_below_query(table: sql.Composable) -> str:
     """The position of the newest event below a horizon (parameter), if any."""
     return (
         sql.SQL(
-            "SELECT transaction_id::text::bigint, notification_id FROM {} "
+            "SELECT transaction_id::text::bigint AS log_xid, notification_id FROM {} "
             "WHERE transaction_id < %s::text::xid8 "
             "ORDER BY transaction_id DESC, notification_id DESC LIMIT 1"
         )
@@ -102,7 +105,7 @@ def newest_committed_query(table: sql.Composable) -> str:
     """The position of the newest committed event (whatever the horizon), if any."""
     return (
         sql.SQL(
-            "SELECT transaction_id::text::bigint, notification_id FROM {} "
+            "SELECT transaction_id::text::bigint AS log_xid, notification_id FROM {} "
             "ORDER BY transaction_id DESC, notification_id DESC LIMIT 1"
         )
         .format(table)

@@ -476,7 +476,7 @@ class Projections:
 
 def rebuild_all(database_url: str, *, batch_size: int = 5000) -> int:
     """Rebuild every projection of the ledger at ``database_url`` from scratch; returns the
-    position reached (the notification id of the last event processed)."""
+    ordinal reached (the number of events, for a log written after migration 0004)."""
     from ledger.application import Ledger  # noqa: PLC0415 - the application imports this module
     from ledger.config import Settings  # noqa: PLC0415
 
