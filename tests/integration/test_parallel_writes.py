@@ -23,6 +23,8 @@ from ledger.adapters.log_order import (
     START,
     LogPosition,
     after_horizon_page,
+    newest_below_query,
+    newest_committed_query,
 )
 from ledger.application import Ledger
 from ledger.config import Settings
@@ -277,3 +279,20 @@ def test_the_timeouts_are_set_on_the_ledgers_connections(database_url: str) -> N
             assert list(row.values()) == ["7s"]
     finally:
         ledger.close()
+
+
+def test_log_reads_order_by_the_table_columns_not_their_casts(database_url: str) -> None:
+    """Every statement that reads the log in its order sorts, if at all, by the columns the
+    index holds: an output column named ``transaction_id`` (the ``bigint`` cast) would make
+    ``ORDER BY`` sort every row by the cast instead of walking the index."""
+    table = sql.Identifier("ledger_events")
+    statements = [
+        (after_horizon_page(table, sql.SQL("originator_id")), (0, 0, 10**12, 10)),
+        (newest_below_query(table), (10**12,)),
+        (newest_committed_query(table), ()),
+    ]
+    with psycopg.connect(database_url) as conn:
+        for statement, params in statements:
+            plan = [row[0] for row in conn.execute("EXPLAIN VERBOSE " + statement, params)]
+            sort_keys = [line for line in plan if "Sort Key" in line]
+            assert all("::text" not in key for key in sort_keys), plan
