@@ -10,6 +10,11 @@ runner as the Python-API cells. Operations (routes of docs/http.md):
 - ``exchange``: ``POST /api/install-tokens/exchange`` with a seeded install token → 200;
 - ``verify``: ``GET /api/me`` (bearer) → 200: the service's verify, then a user lookup.
 
+The HTTP baseline (``bench.baseline.http_app``: the one-row-per-token store behind FastAPI and
+uvicorn, served like ``ledger serve`` with the same worker counts) runs the ``mint`` and
+``verify`` cells with the same load generator, so HTTP cells get a ratio (its ``/api/me`` is
+the verify alone: the baseline has no users to look up).
+
 Every token or id the service acknowledged is looked up in the store afterwards (missing ones
 count as invariant violations). When ``ledger serve --help`` fails (the service is not built yet)
 the group reports one skipped row per worker count. ``BENCH_LEDGER_BIN`` names another ``ledger``
@@ -34,7 +39,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import psycopg
 
@@ -95,23 +100,29 @@ class Server:
     @classmethod
     def start(cls, database_url: str, workers: int, log_dir: Path) -> Server:
         port = _free_port()
-        log = log_dir / f"serve-{workers}w.log"
+        command = [ledger_bin(), "serve", "--host", "127.0.0.1", "--port", str(port)]
+        env = {**os.environ, "LEDGER_DATABASE_URL": database_url}
+        return cls._start([*command, "--workers", str(workers)], env, port, log_dir / "serve")
+
+    @classmethod
+    def start_baseline(cls, database_url: str, workers: int, log_dir: Path) -> Server:
+        port = _free_port()
+        command = [sys.executable, "-m", "bench.baseline.http_app", "--port", str(port)]
+        env = {
+            **os.environ,
+            "BENCH_BASELINE_URL": database_url,
+            "PYTHONPATH": str(Path(__file__).parents[1]),
+        }
+        return cls._start(
+            [*command, "--workers", str(workers)], env, port, log_dir / f"baseline-{workers}w"
+        )
+
+    @classmethod
+    def _start(cls, command: list[str], env: dict[str, str], port: int, name: Path) -> Server:
+        log = name.with_suffix(".log")
         with log.open("wb") as out:
             process = subprocess.Popen(
-                [
-                    ledger_bin(),
-                    "serve",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--workers",
-                    str(workers),
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "LEDGER_DATABASE_URL": database_url},
-                start_new_session=True,
+                command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
             )
         server = cls(process, port, log)
         try:
@@ -130,7 +141,7 @@ class Server:
             try:
                 conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
                 conn.request("GET", "/readyz")
-                if conn.getresponse().status == 200:
+                if conn.getresponse().status in (200, 404):  # the baseline has no /readyz
                     conn.close()
                     return
                 conn.close()
@@ -203,6 +214,7 @@ class Fixture:
 def run_group(
     *,
     database_url: str,
+    baseline_url: str,
     workers: Sequence[int],
     clients: Sequence[int],
     seconds: float,
@@ -257,9 +269,84 @@ def run_group(
                             missing += len(acknowledged) - _present(database_url, acknowledged)
                 finally:
                     server.stop()
+            baseline_cells, baseline_missing = _baseline_group(
+                database_url=baseline_url,
+                workers=workers,
+                clients=clients,
+                seconds=seconds,
+                warmup=warmup,
+                work=work,
+                progress=progress,
+            )
+            cells += baseline_cells
+            missing += baseline_missing
         finally:
             ledger.close()
     return cells, missing
+
+
+BASELINE_OPERATIONS = ("mint", "verify")
+
+
+def _baseline_group(
+    *,
+    database_url: str,
+    workers: Sequence[int],
+    clients: Sequence[int],
+    seconds: float,
+    warmup: float,
+    work: Path,
+    progress: Callable[[str], None],
+) -> tuple[list[Cell], int]:
+    from datetime import timedelta  # noqa: PLC0415
+
+    from bench.baseline.store import BaselineStore  # noqa: PLC0415
+
+    store = BaselineStore(database_url, pool_size=1)
+    try:
+        store.create_schema()
+        pat = store.insert_personal_access_tokens(uuid4(), 1, timedelta(days=30)).raw[0]
+    finally:
+        store.close()
+    cells: list[Cell] = []
+    missing = 0
+    for count in workers:
+        implementation = f"baseline-http-{count}w"
+        try:
+            server = Server.start_baseline(database_url, count, work)
+        except RuntimeError as error:
+            progress(f"  {implementation}: {error}")
+            cells.append(Cell("http", "all", implementation, 0, skipped=str(error)))
+            continue
+        try:
+            for operation in BASELINE_OPERATIONS:
+                for n in clients:
+                    progress(f"  http / {operation} / {implementation} / {n} clients")
+                    cell, acknowledged = _run_load(
+                        port=server.port,
+                        operation=operation,
+                        clients=n,
+                        seconds=seconds,
+                        warmup=warmup,
+                        pat=pat,
+                        inputs=None,
+                    )
+                    cell.implementation = implementation
+                    cells.append(cell)
+                    missing += len(acknowledged) - _baseline_present(database_url, acknowledged)
+        finally:
+            server.stop()
+    return cells, missing
+
+
+def _baseline_present(database_url: str, hashes: Sequence[str]) -> int:
+    if not hashes:
+        return 0
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM tokens WHERE token_hash = ANY(%s)", (list(hashes),)
+        ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def _present(database_url: str, ids: Sequence[str]) -> int:
@@ -284,6 +371,31 @@ def _load(
     warmup: float,
     work: Path,
 ) -> tuple[Cell, list[str]]:
+    inputs: Path | None = None
+    if operation == "exchange":
+        count = int(_MAX_EXCHANGE_RATE * (seconds + warmup)) + 100 * clients
+        inputs = fixture.install_tokens(count, work / f"install-{port}-{clients}.txt")
+    return _run_load(
+        port=port,
+        operation=operation,
+        clients=clients,
+        seconds=seconds,
+        warmup=warmup,
+        pat=fixture.pat,
+        inputs=inputs,
+    )
+
+
+def _run_load(
+    *,
+    port: int,
+    operation: str,
+    clients: int,
+    seconds: float,
+    warmup: float,
+    pat: str,
+    inputs: Path | None,
+) -> tuple[Cell, list[str]]:
     command = [
         sys.executable,
         "-m",
@@ -300,10 +412,8 @@ def _load(
         "--warmup",
         str(warmup),
     ]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]), "BENCH_PAT": fixture.pat}
-    if operation == "exchange":
-        count = int(_MAX_EXCHANGE_RATE * (seconds + warmup)) + 100 * clients
-        inputs = fixture.install_tokens(count, work / f"install-{port}-{clients}.txt")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]), "BENCH_PAT": pat}
+    if inputs is not None:
         command += ["--inputs", str(inputs)]
     done = subprocess.run(  # noqa: PLW1510 - checked below
         command, capture_output=True, text=True, timeout=seconds + warmup + 120, env=env

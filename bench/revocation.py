@@ -22,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from pathlib import Path
 
 from ledger.adapters import migrations
 from ledger.adapters.postgres import embedded_server, ensure_database, with_database
+from ledger.application import Principal
 from ledger.bootstrap import build_ledger
 from ledger.config import Settings
 from ledger.domain.errors import InvalidToken
@@ -65,8 +67,39 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def measure(database_url: str, rounds: int) -> list[float]:
+class Load:
+    """``clients`` threads minting through a ledger of their own (another writer process's
+    worth of load) until closed: revocations measured meanwhile are "loaded"."""
+
+    def __init__(self, database_url: str, clients: int) -> None:
+        self._ledger = build_ledger(database_url, settings=Settings(pool_size=8))
+        self._stop = threading.Event()
+        created = self._ledger.create_user("load")
+        me = self._ledger.verify(created.token)
+        self.writes = 0
+        self._threads = [
+            threading.Thread(target=self._run, args=(me,), daemon=True) for _ in range(clients)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _run(self, me: Principal) -> None:
+        while not self._stop.is_set():
+            self._ledger.mint_personal_access_token(me, "load", None)
+            self.writes += 1
+
+    def close(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+        self._ledger.close()
+
+
+def measure(database_url: str, rounds: int, *, load_clients: int = 0) -> list[float]:
+    """Delays (ms) from a revoke's return to another process's refusal, ``rounds`` times,
+    while ``load_clients`` threads write."""
     ledger = build_ledger(database_url, settings=Settings(pool_size=2))
+    load = Load(database_url, load_clients) if load_clients else None
     delays_ms: list[float] = []
     with subprocess.Popen(
         [sys.executable, "-m", "bench.revocation", "--follow", database_url],
@@ -96,6 +129,8 @@ def measure(database_url: str, rounds: int) -> list[float]:
         finally:
             process.stdin.close()
             process.wait(timeout=30)
+            if load is not None:
+                load.close()
             ledger.close()
     return delays_ms
 
@@ -103,6 +138,7 @@ def measure(database_url: str, rounds: int) -> list[float]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.revocation", description=__doc__)
     parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--load", type=int, default=0, help="writer threads meanwhile")
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--follow", metavar="DATABASE_URL", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -115,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ensure_database(server_url, "ledger_revocation")
             url = with_database(server_url, "ledger_revocation")
             migrations.upgrade(url)
-            delays = measure(url, args.rounds)
+            delays = measure(url, args.rounds, load_clients=args.load)
 
     p50, p99 = percentile(delays, 0.50), percentile(delays, 0.99)
     print(f"revocation seen by another process, {len(delays)} rounds:")

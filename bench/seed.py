@@ -6,8 +6,8 @@ event through the aggregates and the ledger's own mapper, then substitutes the v
 (credential id, token hash, display prefix, user) into the encoded state. A ``Revoked`` event's
 ``prev_hash`` is the SHA-256 of the ``Minted`` event's canonical encoding (ADR 0004), rendered
 from a template the same way. The ``ledger_credentials`` row of each credential is written in the
-same transaction, under the events table's lock (as the recorder does), so notification ids
-commit in order and the auth table matches the events.
+same transaction (one transaction id for the chunk's events, in notification-id order), so the
+auth table matches the events.
 
 ``check_sample`` replays seeded streams through the ledger's repository, checks their hash
 chains and compares ``CredentialRow.of(aggregate)`` with the table's row: a template bug fails

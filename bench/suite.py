@@ -58,6 +58,8 @@ from ledger.domain.tokens import issue
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 GROUPS = ("write", "race", "verify", "revocation", "http", "scale")
 WRITE_OPERATIONS = ("mint", "exchange", "renew", "revoke")
+LOADED_CLIENTS = 8
+"""Writer threads while the loaded revocation propagation is measured."""
 BUDGET_S = 570.0
 """The whole run stays under 10 minutes: a group that would not fit is reported as skipped."""
 # Inputs prepared for a cell that consumes them: the mint rate of the same implementation and
@@ -269,6 +271,15 @@ def revocation_group(run: Run) -> None:
         "p99_ms": round(revocation.percentile(delays, 0.99), 3),
         "max_ms": round(max(delays), 3),
     }
+    _progress(f"revocation propagation while {LOADED_CLIENTS} clients write: {rounds} rounds")
+    loaded = revocation.measure(url, rounds, load_clients=LOADED_CLIENTS)
+    run.extra["revocation_loaded"] = {
+        "rounds": len(loaded),
+        "load_clients": LOADED_CLIENTS,
+        "p50_ms": round(revocation.percentile(loaded, 0.50), 3),
+        "p99_ms": round(revocation.percentile(loaded, 0.99), 3),
+        "max_ms": round(max(loaded), 3),
+    }
 
 
 def http_group(run: Run) -> None:
@@ -277,6 +288,7 @@ def http_group(run: Run) -> None:
     _progress("http cells")
     cells, missing = http_cells.run_group(
         database_url=run.database("ledger_http"),
+        baseline_url=run.database("baseline_http"),
         workers=run.profile.http_workers,
         clients=run.profile.http_clients,
         seconds=run.profile.http_seconds,
@@ -477,6 +489,20 @@ def ratios(run: Run) -> dict[str, Any]:
             if cell.group == "write":
                 keys[f"write_ratio_{cell.operation}_{cell.clients}"] = cell.ratio
 
+    # HTTP: each ledger cell against the HTTP baseline with as many workers; the headline
+    # keys (``http_ratio_<op>_<clients>``) come from the largest worker count.
+    for cell in sorted(run.cells, key=lambda c: c.implementation):
+        if cell.group != "http" or cell.skipped is not None:
+            continue
+        if not cell.implementation.startswith("ledger-http-"):
+            continue
+        workers = cell.implementation.removeprefix("ledger-http-")
+        base = run.find("http", cell.operation, f"baseline-http-{workers}", cell.clients)
+        if base is not None and base.ops_per_s and base.skipped is None:
+            value = round(cell.ops_per_s / base.ops_per_s, 3)
+            keys[f"http_ratio_{cell.operation}_{cell.clients}_{workers}"] = value
+            keys[f"http_ratio_{cell.operation}_{cell.clients}"] = value
+
     def p50(group: str, operation: str, impl: str, clients: int = 1) -> float | None:
         cell = run.find(group, operation, impl, clients)
         return cell.p50_ms if cell is not None and cell.p50_ms > 0 else None
@@ -501,6 +527,9 @@ def ratios(run: Run) -> dict[str, Any]:
     propagation = run.extra.get("revocation") or {}
     keys["revocation_propagation_p50_ms"] = propagation.get("p50_ms")
     keys["revocation_propagation_p99_ms"] = propagation.get("p99_ms")
+    loaded = run.extra.get("revocation_loaded") or {}
+    keys["revocation_propagation_loaded_p50_ms"] = loaded.get("p50_ms")
+    keys["revocation_propagation_loaded_p99_ms"] = loaded.get("p99_ms")
     rebuilds = [
         c
         for c in run.cells

@@ -1,19 +1,20 @@
 """The composition root: the one place where a running ledger is assembled from ``Settings``.
 
 ``build_ledger`` wires the ``Ledger`` application to its PostgreSQL adapters (event recorder,
-group-commit writer, credentials table, usage flusher, verify cache and its invalidator,
-projections and audit queries). ``open_ledger`` finds the database first (the embedded server
-when ``LEDGER_DATABASE_URL`` is unset, migrated on first use; a configured one must be at the
-schema's head). The HTTP service, every CLI command, the demo, the benchmarks and the tests
-build their ledgers here; entry points then use the narrow surface of ``PostgresLedger``
-(``ready``, ``cache_stats``, ``observe_writes``, ``projections``), not its parts.
+group-commit writer and its post-commit change announcer, credentials table, usage flusher,
+verify cache and its invalidator, projections and audit queries). ``open_ledger`` finds the
+database first (the embedded server when ``LEDGER_DATABASE_URL`` is unset, migrated on first
+use; a configured one must be at the schema's head). The HTTP service, every CLI command, the
+demo, the benchmarks and the tests build their ledgers here; entry points then use the narrow
+surface of ``PostgresLedger`` (``ready``, ``cache_stats``, ``observe_writes``,
+``projections``), not its parts.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
 from uuid import UUID
 
@@ -22,6 +23,7 @@ from eventsourcing.persistence import StoredEvent
 from psycopg import sql
 
 from ledger.adapters import migrations
+from ledger.adapters.announcer import ChangeAnnouncer
 from ledger.adapters.audit_watch import AuditWatch
 from ledger.adapters.credentials_table import CredentialsTable
 from ledger.adapters.invalidation import CacheInvalidator
@@ -132,6 +134,7 @@ class PostgresLedger(Ledger):
             channel=recorder.channel_name,
             clock=ledger.clock,
             batch_size=settings.projection_batch_size,
+            wait_timeout_s=settings.audit_wait_s,
         )
         self.writer = GroupCommitWriter(
             recorder,
@@ -139,6 +142,11 @@ class PostgresLedger(Ledger):
             threads=settings.writer_threads,
             linger_s=settings.write_linger_ms / 1000,
         )
+        # Other processes hear of each committed batch after its commit (ADR 0018).
+        self.announcer = ChangeAnnouncer(
+            self.database_url, channel=recorder.channel_name, origin=recorder.origin
+        )
+        self.writer.after_commit = self._announce
         writer = self.writer
 
         def write(events: list[StoredEvent], rows: list[CredentialRow]) -> list[int] | None:
@@ -196,12 +204,18 @@ class PostgresLedger(Ledger):
                 invalidator.start()
                 self._invalidator = invalidator
 
+    def _announce(self, commands: Sequence[BatchCommand]) -> None:
+        self.announcer.announce(
+            row.credential_id for command in commands for row in command.credential_rows
+        )
+
     def _close_adapters(self) -> None:
         self.projections.stop()
         if self._invalidator is not None:
             self._invalidator.stop()
         self.usage.close()
         self.writer.close()
+        self.announcer.close()
         self._pool.close()
 
 
@@ -265,7 +279,7 @@ def scratch_ledger(settings: Settings, dbname: str) -> Iterator[PostgresLedger]:
 
 def rebuild_all(database_url: str, *, batch_size: int = 5000) -> int:
     """Rebuild every projection of the ledger at ``database_url`` from scratch; returns the
-    position reached (the notification id of the last event processed)."""
+    ordinal reached (the number of events, for a log written after migration 0004)."""
     ledger = build_ledger(database_url, Settings(projection_batch_size=batch_size))
     try:
         return ledger.projections.rebuild()

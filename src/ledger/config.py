@@ -24,14 +24,38 @@ class Settings(BaseSettings):
         default=Path(".ledger"), description="where the embedded PostgreSQL keeps its data"
     )
     lock_timeout_s: int = Field(
-        default=5, ge=1, le=600, description="how long a write waits for the events table lock"
+        default=5,
+        ge=1,
+        le=600,
+        description="how long a write waits for a key or row a concurrent write holds",
+    )
+    idle_in_transaction_timeout_s: float = Field(
+        default=10.0,
+        ge=0.1,
+        le=3600,
+        description="longest a ledger connection may sit idle inside a transaction",
+    )
+    transaction_timeout_s: float = Field(
+        default=120.0,
+        ge=1,
+        le=86_400,
+        description="longest transaction of the ledger's own pool (PostgreSQL 17 and later)",
+    )
+    audit_wait_s: float = Field(
+        default=5.0,
+        ge=0.1,
+        le=600,
+        description="longest an audit query waits for the event log's horizon, then 503",
     )
     pool_size: int = Field(default=8, ge=1, le=200, description="PostgreSQL connections kept open")
     max_batch: int = Field(
         default=256, ge=1, le=10_000, description="most commands that share one write transaction"
     )
     writer_threads: int = Field(
-        default=1, ge=1, le=16, description="write transactions a process keeps in flight"
+        default=4,
+        ge=0,
+        le=16,
+        description="writer threads (batches in flight); 0: each command its own transaction",
     )
     write_linger_ms: float = Field(
         default=2.0,

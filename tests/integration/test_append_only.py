@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import psycopg
 import pytest
 
@@ -14,7 +16,8 @@ REFUSED = [
     "UPDATE ledger_events SET topic = topic",
     "UPDATE ledger_events SET state = state WHERE false",
     "DELETE FROM ledger_events",
-    "DELETE FROM ledger_events WHERE false",
+    "DELETE FROM ledger_events WHERE notification_id = "
+    "(SELECT min(notification_id) FROM ledger_events)",
     "TRUNCATE ledger_events",
     "TRUNCATE ledger_events CASCADE",
     "UPDATE ledger_log_leaves SET leaf_hash = leaf_hash",
@@ -75,6 +78,42 @@ def test_appending_still_works(url: str) -> None:
     assert count(url) > before
 
 
+INSERT = (
+    "INSERT INTO ledger_events (originator_id, originator_version, topic, state) "
+    "VALUES (%s, 1, 'x', ''::bytea)"
+)
+
+
+def test_a_transaction_takes_back_only_its_own_uncommitted_events(url: str) -> None:
+    """The one DELETE that passes (how a write batch refuses a command whole): of rows the
+    transaction inserted itself and has not committed. Once committed, a row is refused to
+    every transaction, the one that wrote it included."""
+    own, committed = uuid.uuid4(), uuid.uuid4()
+    with psycopg.connect(url) as conn:
+        conn.execute(INSERT, (committed,))
+        conn.commit()
+        conn.execute(INSERT, (own,))
+        deleted = conn.execute("DELETE FROM ledger_events WHERE originator_id = %s", (own,))
+        assert deleted.rowcount == 1
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("DELETE FROM ledger_events WHERE originator_id = %s", (committed,))
+        conn.rollback()
+        # own and committed rows in one statement: refused whole
+        conn.execute(INSERT, (own,))
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(
+                "DELETE FROM ledger_events WHERE originator_id = ANY(%s)", ([own, committed],)
+            )
+        conn.rollback()
+    with psycopg.connect(url) as other, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        other.execute("DELETE FROM ledger_events WHERE originator_id = %s", (committed,))
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM ledger_events WHERE originator_id = ANY(%s)", ([own, committed],)
+        ).fetchone()
+    assert row == (1,)
+
+
 def test_only_disabling_the_triggers_allows_a_change(url: str) -> None:
     with psycopg.connect(url) as conn:
         conn.execute("ALTER TABLE ledger_events DISABLE TRIGGER USER")
@@ -88,10 +127,14 @@ def test_only_disabling_the_triggers_allows_a_change(url: str) -> None:
 
 def test_downgrade_removes_the_triggers_and_upgrade_restores_them(server_url: str) -> None:
     database = fresh_database(server_url)
-    migrations.downgrade(database, "0003")
+    migrations.downgrade(database, "0004")
     with psycopg.connect(database) as conn:
         conn.execute("DELETE FROM ledger_events")  # an ordinary table again
         assert conn.execute("SELECT to_regclass('ledger_log_leaves')").fetchone() == (None,)
     migrations.upgrade(database)
+    with psycopg.connect(database) as conn:
+        conn.execute(INSERT, (uuid.uuid4(),))  # committed: refused from now on
     with psycopg.connect(database) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
         conn.execute("DELETE FROM ledger_events")
+    with psycopg.connect(database) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("UPDATE ledger_events SET topic = topic WHERE false")

@@ -97,7 +97,9 @@ def test_projections_status_and_rebuild(database_url: str, ledger: PostgresLedge
         "lag_seconds",
         "skipped",
         "sanitized",
+        "horizon",
     }
+    assert {"behind_events", "holder_pid", "holder_age_seconds"} <= set(rows[0]["horizon"])
     table = ledger_cli("projections", "rebuild", env=env)
     assert table.returncode == 0, table.stderr
     assert "rebuilt audit_trail, credentials" in table.stdout

@@ -15,6 +15,7 @@ from ledger.adapters.postgres import ensure_database, with_database
 from ledger.bootstrap import build_ledger
 from ledger.config import Settings
 from ledger.domain import TokenKind
+from tests.integration.test_group_commit import stale_pair
 
 DOC = Path(__file__).parents[2] / "docs" / "database-roles.md"
 
@@ -61,6 +62,10 @@ def test_the_runtime_role_appends_but_cannot_change_events_or_the_schema(
     try:
         created = ledger.create_user("alice")
         assert ledger.verify(created.token, {TokenKind.PERSONAL_ACCESS_TOKEN}).user_id
+        # a command refused whole takes its other event back: the role's DELETE, own rows only
+        taken_back, pair = stale_pair(ledger)
+        assert ledger.recorder.insert_batch([pair]) == [None]
+        assert ledger.credentials.get(taken_back.id) is None
     finally:
         ledger.close()
 

@@ -10,7 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 import psycopg
 import pytest
 
-from ledger.adapters.recorder import BatchCommand, BatchIntegrityError, LedgerRecorder
+from ledger.adapters.recorder import (
+    BatchCommand,
+    BatchIntegrityError,
+    LedgerRecorder,
+    _batch_params,
+)
 from ledger.adapters.writer import GroupCommitWriter, _Pending
 from ledger.bootstrap import PostgresLedger
 from ledger.domain import Actor, Credential, RevocationReason, TokenKind
@@ -77,6 +82,39 @@ def test_a_conflicting_command_does_not_fail_its_neighbours(ledger: PostgresLedg
         assert ledger.credentials.get(credential.id) is not None
 
 
+def stale_pair(ledger: PostgresLedger) -> tuple[Credential, BatchCommand]:
+    """One command of two events: a new mint (its key free) and a stale revocation (its key
+    taken): it must be refused whole, the mint's event taken back before the commit."""
+    new, new_command = minted(ledger)
+    _, stale_command = stale_revocation(ledger)
+    return new, BatchCommand(
+        [*new_command.events, *stale_command.events],
+        [*new_command.credential_rows, *stale_command.credential_rows],
+    )
+
+
+def test_a_command_is_taken_back_whole_under_the_append_only_trigger(
+    ledger: PostgresLedger, database_url: str
+) -> None:
+    """The append-only trigger lets a batch delete its own uncommitted event (refusing a command
+    whole); its neighbours commit, and the committed rows stay undeletable."""
+    new, pair = stale_pair(ledger)
+    neighbour, neighbour_command = minted(ledger)
+
+    outcomes = recorder_of(ledger).insert_batch([pair, neighbour_command])
+
+    assert outcomes[0] is None and outcomes[1] is not None
+    assert ledger.credentials.get(new.id) is None
+    assert ledger.credentials.get(neighbour.id) is not None
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM ledger_events WHERE originator_id = %s", (new.id,)
+        ).fetchone()
+        assert row == (0,)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("DELETE FROM ledger_events WHERE originator_id = %s", (neighbour.id,))
+
+
 def test_the_stale_write_leaves_the_winners_state(ledger: PostgresLedger) -> None:
     stale, stale_command = stale_revocation(ledger)
     assert recorder_of(ledger).insert_batch([stale_command]) == [None]
@@ -114,38 +152,47 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
 def test_commands_queued_behind_a_transaction_share_the_next_one(
     ledger: PostgresLedger, database_url: str
 ) -> None:
+    """The first command finds the writer idle and is written on its caller's thread; the
+    next is taken by the writer thread; both wait behind a held lock. Everything submitted
+    meanwhile queues and commits in one transaction, each command with its own outcome."""
     writer = GroupCommitWriter(recorder_of(ledger), max_batch=64)
     queued = 12
-    commands = [minted(ledger) for _ in range(queued + 1)]
+    commands = [minted(ledger) for _ in range(queued + 2)]
     stale = [stale_revocation(ledger) for _ in range(3)]
     blocker = psycopg.connect(database_url)
     observer = psycopg.connect(database_url, autocommit=True)
 
-    def writer_waits_for_the_lock() -> bool:
-        row = observer.execute(
-            "SELECT count(*) FROM pg_locks "
-            "WHERE relation = 'ledger_events'::regclass AND NOT granted"
-        ).fetchone()
-        return row is not None and row[0] == 1
+    def waiting_for_the_lock(count: int) -> Callable[[], bool]:
+        def check() -> bool:
+            row = observer.execute(
+                "SELECT count(*) FROM pg_locks "
+                "WHERE relation = 'ledger_events'::regclass AND NOT granted"
+            ).fetchone()
+            return row is not None and row[0] == count
+
+        return check
 
     try:
-        # Hold the events-table lock so that the writer's first transaction waits on it.
+        # Hold a lock on the events table so that the first transactions wait on it.
         blocker.execute("LOCK TABLE ledger_events IN EXCLUSIVE MODE")
-        with ThreadPoolExecutor(queued + 4) as pool:
+        with ThreadPoolExecutor(queued + 5) as pool:
             first = pool.submit(writer.submit, commands[0][1])
-            wait_until(writer_waits_for_the_lock)
-            rest = [pool.submit(writer.submit, c) for _, c in commands[1:]]
+            wait_until(waiting_for_the_lock(1))
+            second = pool.submit(writer.submit, commands[1][1])
+            wait_until(waiting_for_the_lock(2))
+            rest = [pool.submit(writer.submit, c) for _, c in commands[2:]]
             conflicting = [pool.submit(writer.submit, c) for _, c in stale]
             wait_until(lambda: writer.queued == queued + 3)
             blocker.rollback()  # release the lock
             assert first.result() is not None
+            assert second.result() is not None
             assert all(f.result() is not None for f in rest)
             assert all(f.result() is None for f in conflicting)
     finally:
         blocker.close()
         observer.close()
         writer.close()
-    assert writer.stats.batches == 2
+    assert writer.stats.batches == 3
     assert writer.stats.largest_batch == queued + 3
     assert writer.stats.conflicts == 3
     for credential, _ in commands:
@@ -202,3 +249,79 @@ def test_concurrent_mints_through_the_ledger_are_all_acknowledged_and_stored(
         ids = list(pool.map(mint, range(16)))
     listed = {str(t.id) for t in ledger.list_personal_access_tokens(me)}
     assert set(ids) <= listed
+
+
+def test_a_command_racing_an_uncommitted_write_of_its_key_is_refused_whole(
+    ledger: PostgresLedger, database_url: str
+) -> None:
+    """No lock: the key is held by a concurrent transaction still open. The batch waits for it,
+    refuses the command whose key it took (taking back the command's other event and not
+    writing its credentials row) and writes its neighbour."""
+    stored, command = minted(ledger)
+    ledger.writer.submit(command)
+    fresh = load_credential(ledger, stored.id)
+    stale = load_credential(ledger, stored.id)
+    fresh.revoke(reason=RevocationReason.USER_REQUEST, at=START, actor=Actor.system("a"))
+    stale.revoke(reason=RevocationReason.ADMIN, at=START, actor=Actor.system("b"))
+    new, new_command = minted(ledger)
+    stale_command = command_for(ledger, stale)
+    both = BatchCommand(
+        [*new_command.events, *stale_command.events],
+        [*new_command.credential_rows, *stale_command.credential_rows],
+    )
+    neighbour, neighbour_command = minted(ledger)
+    with psycopg.connect(database_url) as held:  # a transaction left open
+        held.execute(
+            "SELECT * FROM ledger_write_batch(%s, %s, '10s')",
+            _batch_params([command_for(ledger, fresh)]),
+        )
+        outcomes: list[list[int] | None] = []
+        racing = threading.Thread(
+            target=lambda: outcomes.extend(
+                recorder_of(ledger).insert_batch([both, neighbour_command])
+            )
+        )
+        racing.start()
+        wait_until_waiting(database_url)
+        held.commit()
+        racing.join()
+    assert outcomes[0] is None
+    assert outcomes[1] is not None
+    assert ledger.credentials.get(new.id) is None  # nothing of the refused command
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM ledger_events WHERE originator_id = %s", (new.id,)
+        ).fetchone()
+    assert row == (0,)
+    assert load_credential(ledger, stored.id).revoked_reason == RevocationReason.USER_REQUEST
+    assert ledger.credentials.get(neighbour.id) is not None
+
+
+def wait_until_waiting(database_url: str) -> None:
+    """Until some backend waits for a transaction's lock (bounded; not a timed assertion)."""
+    deadline = time.monotonic() + 30
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        while True:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            ).fetchone()
+            if row is not None and row[0] > 0:
+                return
+            assert time.monotonic() < deadline, "the batch never waited for the key"
+            time.sleep(0.005)
+
+
+def test_without_writer_threads_each_command_is_its_own_transaction(ledger: PostgresLedger) -> None:
+    written: list[Sequence[BatchCommand]] = []
+    writer = GroupCommitWriter(recorder_of(ledger), max_batch=8, threads=0)
+    writer.after_commit = written.append
+    credential, command = minted(ledger)
+    _, stale_command = stale_revocation(ledger)
+    assert writer.submit(command) is not None
+    assert writer.submit(stale_command) is None
+    assert written == [[command]]  # announced: the command written, not the refused one
+    assert (writer.stats.batches, writer.stats.conflicts) == (2, 1)
+    assert ledger.credentials.get(credential.id) is not None
+    writer.close()
+    with pytest.raises(ServiceUnavailable):
+        writer.submit(minted(ledger)[1])

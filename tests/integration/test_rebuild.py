@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from ledger.adapters.log_order import START_MARK, Mark
 from ledger.adapters.recorder import LedgerRecorder
 from ledger.bootstrap import PostgresLedger, build_ledger
 from ledger.config import Settings
@@ -54,6 +55,10 @@ def test_copy_types_are_the_types_of_the_tables_columns(database_url: str) -> No
     assert tuple(VIEW_TYPES) == VIEW_COLUMNS
 
 
+def ordinal(mark: Mark | None) -> int | None:
+    return None if mark is None else mark.ordinal
+
+
 def test_the_projections_decode_every_event_as_the_application_does(
     server_url: str, settings: Settings
 ) -> None:
@@ -66,9 +71,12 @@ def test_the_projections_decode_every_event_as_the_application_does(
         assert isinstance(recorder, LedgerRecorder)
         stored = recorder.select_notifications(1, 10_000)
         with recorder.datastore.transaction(commit=False) as curs:
-            page = ledger.projections.log.page(curs, 0, 10_000).events
+            horizon = ledger.projections.log.horizon(curs)
+            page = ledger.projections.log.page(curs, START_MARK, 10_000, horizon).events
         assert ledger.projections.log.mapper is not ledger.mapper  # the reading transcoder
-        assert [item.position for item in page] == [n.id for n in stored]
+        # one writer, one command after another: the log's order is the notification ids'
+        assert [item.at.notification_id for item in page] == [n.id for n in stored]
+        assert [item.position for item in page] == list(range(1, len(page) + 1))
         for item, notification in zip(page, stored, strict=True):
             expected = ledger.mapper.to_domain_event(notification)
             assert type(item.event) is type(expected)
@@ -121,21 +129,23 @@ def test_a_batch_prepared_ahead_is_used_only_at_the_position_found_under_the_loc
         for i in range(40):
             ours.mint_personal_access_token(user, f"t{i}")
         head = ours.projections.head()
-        ahead = ours.projections.read_ahead(NAMES, start=0, until=head)
+        ahead = ours.projections.read_ahead(NAMES, start=START_MARK, until=head)
         try:
             prepared = ahead.next()
             assert prepared is not None
-            assert (prepared.after, prepared.last) == (0, 10)
-            assert other.projections.step() == 7  # another runner's turn, in between
+            assert (prepared.after.ordinal, prepared.last.ordinal) == (0, 10)
+            assert ordinal(other.projections.step()) == 7  # another runner's turn, in between
             # The batch prepared after 0 is not used: the step reads after 7 itself.
-            assert ours.projections.step(prepared=prepared) == 17
+            assert ordinal(ours.projections.step(prepared=prepared)) == 17
             nxt = ahead.next()
             assert nxt is not None
-            assert (nxt.after, nxt.last) == (10, 20)
-            assert ours.projections.step(prepared=nxt) == 27  # again not used
+            assert (nxt.after.ordinal, nxt.last.ordinal) == (10, 20)
+            at_27 = ours.projections.step(prepared=nxt)  # again not used
+            assert ordinal(at_27) == 27
         finally:
             ahead.close()
-        with ours.projections.read_ahead(NAMES, start=27, until=head) as ahead:
+        assert at_27 is not None
+        with ours.projections.read_ahead(NAMES, start=at_27, until=head) as ahead:
             prepared = ahead.next()
             assert prepared is not None
 
@@ -144,7 +154,8 @@ def test_a_batch_prepared_ahead_is_used_only_at_the_position_found_under_the_loc
 
             with monkeypatch.context() as patched:
                 patched.setattr(ours.projections.log, "page", no_reading)
-                assert ours.projections.step(prepared=prepared) == 37  # used: nothing read
+                # used: nothing read
+                assert ordinal(ours.projections.step(prepared=prepared)) == 37
         ours.projections.catch_up()
         caught_up = snapshot(url)
         ours.projections.rebuild()

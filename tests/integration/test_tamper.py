@@ -39,6 +39,14 @@ from tests.integration.test_cli import ledger_cli
 from tests.support.databases import fresh_database
 from tests.support.principals import START, new_user
 
+TRIGGERS = (
+    ("ledger_events", "append_only"),
+    ("ledger_events", "no_truncate"),
+    ("ledger_events", "no_delete"),
+    ("ledger_log_leaves", "append_only"),
+    ("ledger_log_leaves", "no_truncate"),
+)
+
 
 @dataclass
 class Store:
@@ -80,9 +88,8 @@ class Store:
             conn.execute("ALTER TABLE ledger_log_leaves DISABLE TRIGGER USER")
             for statement in statements:
                 conn.execute(statement)
-            for table in ("ledger_events", "ledger_log_leaves"):
-                for trigger in ("append_only", "no_truncate"):
-                    conn.execute(f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER {table}_{trigger}")
+            for table, trigger in TRIGGERS:
+                conn.execute(f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER {table}_{trigger}")
 
 
 def found(report: VerifyReport) -> set[tuple[str, int | None, str | None]]:
@@ -194,7 +201,7 @@ def test_a_forged_event_inserted_into_the_log_is_named(store: Store) -> None:
     with psycopg.connect(store.url) as conn:
         conn.execute(
             "INSERT INTO ledger_events (originator_id, originator_version, topic, state, "
-            "notification_id) VALUES (%s, %s, %s, %s, 0)",
+            "notification_id, transaction_id) VALUES (%s, %s, %s, %s, 0, '0')",
             (stored.originator_id, stored.originator_version, stored.topic, stored.state),
         )
     assert found(store.verify(store.checkpoint)) == {
@@ -207,9 +214,14 @@ def test_swapped_events_are_named(store: Store) -> None:
     first, second = store.position(store.laptop, 1), store.position(store.workspace, 1)
     assert first < second
     store.tamper(
-        f"UPDATE ledger_events SET notification_id = -1 WHERE notification_id = {first}",
-        f"UPDATE ledger_events SET notification_id = {first} WHERE notification_id = {second}",
-        f"UPDATE ledger_events SET notification_id = {second} WHERE notification_id = -1",
+        # the two events trade their places in the log's order (transaction id and number)
+        "CREATE TEMP TABLE swap AS SELECT transaction_id, notification_id FROM ledger_events "
+        f"WHERE notification_id IN ({first}, {second})",
+        "UPDATE ledger_events SET notification_id = -notification_id "
+        f"WHERE notification_id IN ({first}, {second})",
+        "UPDATE ledger_events AS e SET transaction_id = s.transaction_id, "
+        "notification_id = s.notification_id FROM swap AS s "
+        f"WHERE e.notification_id = s.notification_id - {first + second}",
     )
     between = store.position(store.laptop, 2)
     report = store.verify(store.checkpoint)

@@ -6,20 +6,34 @@ import os
 import subprocess
 import sys
 import time
-from datetime import timedelta
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import psycopg
 
 from ledger.adapters.invalidation import CacheInvalidator
-from ledger.application.verify import VerifierCache
 from ledger.bootstrap import PostgresLedger, build_ledger
 from ledger.config import Settings
 from ledger.domain.errors import InvalidToken
 from tests.support.principals import new_user
 
 FOLLOWER = Path(__file__).with_name("verify_follower.py")
+
+
+class RecordingCache:
+    """Records what an invalidator evicts."""
+
+    def __init__(self) -> None:
+        self.evicted: list[UUID] = []
+        self.cleared = 0
+
+    def evict(self, credential_ids: Iterable[UUID]) -> None:
+        self.evicted.extend(credential_ids)
+
+    def clear(self) -> None:
+        self.cleared += 1
 
 
 def test_a_revocation_in_one_process_is_seen_by_a_verifier_in_another(
@@ -79,12 +93,13 @@ def test_the_invalidator_survives_a_dropped_connection(
         other.close()
 
 
-def test_the_invalidator_reads_for_other_processes_batches_not_its_own(
+def test_announcements_evict_at_once_and_the_log_is_only_the_backstop(
     wall_clock_ledger: PostgresLedger, database_url: str
 ) -> None:
     ledger = wall_clock_ledger
     me, _ = new_user(ledger)
-    cache = VerifierCache(max_ttl=timedelta(seconds=60), max_entries=10)
+    minted = ledger.mint_personal_access_token(me, "watched", None)
+    cache = RecordingCache()
     recorder = ledger.recorder
     invalidator = CacheInvalidator(
         database_url,
@@ -92,36 +107,32 @@ def test_the_invalidator_reads_for_other_processes_batches_not_its_own(
         events_table=recorder.events_table_name,
         channel=recorder.channel_name,
         own_origin=recorder.origin,
-        poll_s=3600,  # no periodic read within the test: only notifications start one
+        poll_s=3600,  # no backstop read within the test: only announcements evict
     )
     reads = 0
-    real_catch_up = invalidator._catch_up
+    real_catch_up = invalidator.catch_up
 
     def counting_catch_up(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
         nonlocal reads
         reads += 1
         real_catch_up(conn)
 
-    invalidator._catch_up = counting_catch_up  # type: ignore[method-assign]
+    invalidator.catch_up = counting_catch_up  # type: ignore[method-assign]
     other = build_ledger(database_url, settings=Settings(pool_size=1))
     try:
         invalidator.start()
-        reads = 0  # the first read at connection time
-        ledger.mint_personal_access_token(me, "own", None)  # this process's batch: no read
-        theirs = other.mint_personal_access_token(me, "theirs", None)  # another's: one read
+        assert reads == 1  # the first read at connection time
+        own = ledger.mint_personal_access_token(me, "own", None)  # this origin: skipped
+        other.revoke_personal_access_token(me, minted.info.id)  # announced by another process
         deadline = time.monotonic() + 30
-        while invalidator.position is None or invalidator.position < head(database_url):
-            assert time.monotonic() < deadline, "the other process's batch was never read"
+        while invalidator.announced == 0:
+            assert time.monotonic() < deadline, "the other process's announcement never came"
             time.sleep(0.01)
-        assert reads == 1
-        assert theirs.info.id is not None
+        assert invalidator.announced == 1
+        assert cache.evicted == [minted.info.id]
+        assert own.info.id not in cache.evicted
+        assert reads == 1  # evicted from the announcement, without reading the log
+        assert other.announcer.sent >= 1
     finally:
         invalidator.stop()
         other.close()
-
-
-def head(database_url: str) -> int:
-    with psycopg.connect(database_url) as conn:
-        row = conn.execute("SELECT max(notification_id) FROM ledger_events").fetchone()
-        assert row is not None
-        return int(row[0])

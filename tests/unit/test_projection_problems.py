@@ -10,6 +10,7 @@ from uuid import UUID, uuid4
 import pytest
 from eventsourcing.persistence import DatetimeAsISO, JSONTranscoder, Mapper, UUIDAsHex
 
+from ledger.adapters.log_order import START_MARK, LogPosition, Mark
 from ledger.application.ledger import ActorAsDict
 from ledger.domain import Actor, Credential, TokenKind, Workspace
 from ledger.domain.tokens import issue
@@ -213,18 +214,18 @@ def test_the_event_log_returns_a_problem_in_place_of_each_event_it_cannot_decode
     good = mapper.to_stored_event(minted())
     stream = uuid4()
     rows = [
-        (1, good.originator_id, 1, good.topic, good.state),
-        (2, stream, 1, "ledger.domain.credential:Credential.Suspended", good.state),
-        (3, stream, 2, "builtins:dict", good.state),
-        (4, stream, 3, "antigravity:fly", good.state),
-        (5, stream, 4, good.topic, b'{"timestamp": '),
-        (6, stream, 5, good.topic, b"\xff\xfe"),
-        (7, stream, 6, good.topic, b'{"_type_": "unknown", "_data_": 1}'),
-        (8, good.originator_id, 1, good.topic, good.state),
+        (good.originator_id, 1, good.topic, good.state, 100, 1),
+        (stream, 1, "ledger.domain.credential:Credential.Suspended", good.state, 100, 2),
+        (stream, 2, "builtins:dict", good.state, 100, 3),
+        (stream, 3, "antigravity:fly", good.state, 100, 4),
+        (stream, 4, good.topic, b'{"timestamp": ', 100, 5),
+        (stream, 5, good.topic, b"\xff\xfe", 100, 6),
+        (stream, 6, good.topic, b'{"_type_": "unknown", "_data_": 1}', 100, 7),
+        (good.originator_id, 1, good.topic, good.state, 100, 8),
     ]
     log = EventLog(mapper, "ledger_events")
 
-    page = log.page(_Curs(rows), 0, 100)  # type: ignore[arg-type]
+    page = log.page(_Curs(rows), START_MARK, 100, 101)  # type: ignore[arg-type]
 
     assert [item.position for item in page.events] == [1, 8]
     assert all(item.clean for item in page.events)  # screened: their rows need no check
@@ -236,7 +237,7 @@ def test_the_event_log_returns_a_problem_in_place_of_each_event_it_cannot_decode
         (6, UNDECODABLE),
         (7, UNDECODABLE),
     ]
-    assert page.last == 8
+    assert page.last == Mark(LogPosition(100, 8), 8)
     assert page.size == 8
     assert all(p.stream_id == stream and not p.projected for p in page.unreadable)
     assert "antigravity" not in sys.modules  # a stored topic imports nothing
@@ -244,8 +245,9 @@ def test_the_event_log_returns_a_problem_in_place_of_each_event_it_cannot_decode
 
 def test_an_empty_page_ends_where_it_started() -> None:
     log = EventLog(Mapper(JSONTranscoder()), "ledger_events")
-    page = log.page(_Curs([]), 41, 100)  # type: ignore[arg-type]
-    assert (page.size, page.last) == (0, 41)
+    after = Mark(LogPosition(7, 41), 41)
+    page = log.page(_Curs([]), after, 100, 8)  # type: ignore[arg-type]
+    assert (page.size, page.last) == (0, after)
 
 
 def test_invalid_value_is_the_code_for_a_skipped_event() -> None:

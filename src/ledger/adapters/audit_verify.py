@@ -41,6 +41,7 @@ from psycopg.rows import tuple_row
 from ledger.adapters import log_order, witness
 from ledger.adapters.credentials_table import WRITE_COLUMNS, row_values
 from ledger.adapters.postgres import CREDENTIALS_TABLE, EVENTS_TABLE
+from ledger.adapters.reading_mapper import reading_mapper
 from ledger.adapters.signing import (
     load_or_create_key,
     public_bytes,
@@ -52,7 +53,6 @@ from ledger.domain.chain import stored_event_hash
 from ledger.domain.checkpoint import Checkpoint
 from ledger.domain.credential_row import CredentialRow
 from ledger.domain.tamper import Problem, ProblemCode, StoredLink, check_chain
-from ledger.projections.eventlog import EventLog
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ def verify_store(
         snapshot = str(_one(conn, "SELECT pg_export_snapshot()"))
         report.events = witness.log_size(conn)
         report.witnessed = witness.witnessed(conn)
-        reading = EventLog(mapper, EVENTS_TABLE).mapper
+        reading = reading_mapper(mapper)
         helper: Future[tuple[list[Problem], int, int, int]] | None = None
         transcodings = _transcodings(mapper)
         if (
@@ -224,7 +224,7 @@ def _streams_from(
     transcoder = JSONTranscoder()
     for transcoding in transcodings:
         transcoder.register(transcoding)
-    mapper = EventLog(Mapper(transcoder=transcoder), EVENTS_TABLE).mapper
+    mapper = reading_mapper(Mapper(transcoder=transcoder))
     events = 0
 
     def count(n: int) -> None:

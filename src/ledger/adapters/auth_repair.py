@@ -16,9 +16,9 @@ from psycopg import sql
 from ledger.adapters.audit_verify import Streams, connect, witness_problems
 from ledger.adapters.credentials_table import WRITE_COLUMNS, row_values
 from ledger.adapters.postgres import CREDENTIALS_TABLE, EVENTS_TABLE
+from ledger.adapters.reading_mapper import reading_mapper
 from ledger.domain.credential_row import CredentialRow
 from ledger.domain.tamper import Problem, ProblemCode
-from ledger.projections.eventlog import EventLog
 
 
 @dataclass
@@ -65,7 +65,7 @@ def repair_auth(url: str, mapper: Mapper[Any]) -> RepairReport:
             sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(sql.Identifier(EVENTS_TABLE))
         )
         tampered = {p.stream_id for p in witness_problems(conn)}
-        streams = Streams(conn, EventLog(mapper, EVENTS_TABLE).mapper, keep_folded=True)
+        streams = Streams(conn, reading_mapper(mapper), keep_folded=True)
         found = [
             p for p in streams.check(lambda _n: None) if p.problem is ProblemCode.AUTH_ROW_MISMATCH
         ]

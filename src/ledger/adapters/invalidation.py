@@ -1,40 +1,64 @@
-"""The cache invalidator: evicts from one process's verify cache what other processes changed."""
+"""Evicting, from one process's verify cache, what other processes changed (ADR 0018).
+
+Two paths, so that revocation never waits for the log's horizon:
+
+- **Announcements.** A thread LISTENs on the events channel. Every writing process announces
+  the credential ids of each committed batch there, after the commit and coalesced
+  (``ledger.adapters.announcer``); the ids of another process's announcement are evicted the
+  moment it arrives. The writing process itself evicted them when its commit returned, so its
+  own announcements are skipped.
+- **The backstop.** Every ``poll_s`` the thread also reads the log after its position, below
+  the horizon (``ledger.adapters.log_order``), and evicts the stream id of every event it finds:
+  an announcement that was lost (its process died between commit and send, a connection
+  dropped) is caught there, once every older transaction of the cluster has ended. The cache's
+  maximum entry lifetime bounds even that.
+
+On any connection error the thread clears the cache, waits, reconnects and resumes the backstop
+from the position it had reached, so nothing committed meanwhile is missed.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Protocol
+from uuid import UUID
 
 import psycopg
 from psycopg import sql
 
-from ledger.application.verify import VerifierCache
+from ledger.adapters.announcer import parse_payload
+from ledger.adapters.log_order import (
+    HORIZON_QUERY,
+    START,
+    LogPosition,
+    after_horizon_page,
+    newest_below_query,
+)
 
 log = logging.getLogger(__name__)
 
+INVALIDATOR_NAME = "ledger-cache-invalidator"
+"""``application_name`` of the invalidator's connection."""
+
+
+class EvictingCache(Protocol):
+    def evict(self, credential_ids: Iterable[UUID]) -> None: ...
+
+    def clear(self) -> None: ...
+
 
 class CacheInvalidator:
-    """Evicts, from one process's cache, what other processes changed.
-
-    A thread LISTENs on the events table's channel (the recorder NOTIFYs once per committed
-    batch, with its process's ``origin`` as payload) and reads the ids of the events after its
-    last position; it also looks every ``poll_s``. Batches of its own process (``own_origin``)
-    were evicted by the writing thread already, so they alone do not start a read: under write
-    load that saves a query per batch, and ``poll_s`` still moves the position along.
-
-    On any connection error it clears the cache, waits, reconnects and catches up from the
-    position it had reached, so a change committed while it was disconnected is still evicted
-    (entries cached meanwhile included).
-    """
+    """Follows other processes' changes for one cache: announcements, and the log as backstop."""
 
     BATCH = 10_000
 
     def __init__(
         self,
         database_url: str,
-        cache: VerifierCache,
+        cache: EvictingCache,
         *,
         events_table: str,
         channel: str,
@@ -47,22 +71,16 @@ class CacheInvalidator:
         self._poll_s = poll_s
         self._listen = sql.SQL("LISTEN {}").format(sql.Identifier(channel)).as_string()
         table = sql.Identifier(events_table)
-        self._head = sql.SQL("SELECT coalesce(max(notification_id), 0) FROM {}").format(table)
-        self._since = (
-            sql.SQL(
-                "SELECT notification_id, originator_id FROM {} WHERE notification_id > %s "
-                "ORDER BY notification_id LIMIT %s"
-            )
-            .format(table)
-            .as_string()
-        )
+        self._newest = newest_below_query(table)
+        self._page = after_horizon_page(table, sql.SQL("originator_id"))
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
-        self._thread = threading.Thread(
-            target=self._run, name="ledger-cache-invalidator", daemon=True
-        )
-        self.position: int | None = None  # None until the first connection finds the log's end
+        self._thread = threading.Thread(target=self._run, name=INVALIDATOR_NAME, daemon=True)
+        self.position: LogPosition | None = None
+        """How far the backstop has read (``None`` until the first connection)."""
+        self.announced = 0
+        """Announcements of other processes acted on (for tests and metrics)."""
 
     def start(self, timeout: float = 10.0) -> None:
         """Start the thread and wait until it listens (so no later change can be missed)."""
@@ -81,15 +99,18 @@ class CacheInvalidator:
         backoff = 0.1
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self._url, autocommit=True, connect_timeout=5) as conn:
+                with psycopg.connect(
+                    self._url, autocommit=True, connect_timeout=5, application_name=INVALIDATOR_NAME
+                ) as conn:
                     self._conn = conn
                     if self._stop.is_set():
                         return
                     conn.execute(self._listen)
                     if self.position is None:
-                        row = conn.execute(self._head).fetchone()
-                        self.position = int(row[0]) if row else 0
-                    self._catch_up(conn)
+                        # Everything below the horizon is in the table the cache reads; what
+                        # is above it, the backstop reads when it is final.
+                        self.position = self._newest_below(conn)
+                    self.catch_up(conn)
                     self._ready.set()
                     backoff = 0.1
                     self._follow(conn)
@@ -97,7 +118,7 @@ class CacheInvalidator:
                 if self._stop.is_set():
                     return
                 log.warning("cache invalidator lost its connection: %s", type(error).__name__)
-                # Changes may have been missed while disconnected: forget everything.
+                # Announcements may have been missed while disconnected: forget everything.
                 self._cache.clear()
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
@@ -105,25 +126,47 @@ class CacheInvalidator:
     def _follow(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
         last = time.monotonic()
         while not self._stop.is_set():
-            foreign = heard = False
-            for notify in conn.notifies(timeout=self._poll_s, stop_after=1):
-                heard = True
-                foreign = notify.payload != self._own_origin
-            if heard and not foreign:
-                # Only our own batch so far: is another process's already queued behind it?
-                foreign = any(n.payload != self._own_origin for n in conn.notifies(timeout=0))
+            timeout = max(0.0, last + self._poll_s - time.monotonic())
+            for notify in conn.notifies(timeout=timeout, stop_after=1):
+                self._heard(notify.payload)
+            for notify in conn.notifies(timeout=0):  # whatever queued behind it
+                self._heard(notify.payload)
             now = time.monotonic()
-            if foreign or now - last >= self._poll_s:
-                self._catch_up(conn)
+            if now - last >= self._poll_s:
+                self.catch_up(conn)
                 last = now
 
-    def _catch_up(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+    def _heard(self, payload: str) -> None:
+        try:
+            origin, ids = parse_payload(payload)
+        except ValueError:
+            log.warning("ignored a malformed change announcement")
+            return
+        if origin != self._own_origin and ids:
+            self._cache.evict(ids)
+            self.announced += 1
+
+    def _newest_below(self, conn: psycopg.Connection[tuple[Any, ...]]) -> LogPosition:
+        horizon = conn.execute(HORIZON_QUERY).fetchone()
+        assert horizon is not None
+        row = conn.execute(self._newest, (horizon[0],)).fetchone()
+        return START if row is None else LogPosition(int(row[0]), int(row[1]))
+
+    def catch_up(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+        """The backstop: evict every stream written after the position, below the horizon."""
         assert self.position is not None
+        horizon_row = conn.execute(HORIZON_QUERY).fetchone()
+        assert horizon_row is not None
+        horizon = horizon_row[0]
         while True:
-            rows = conn.execute(self._since, (self.position, self.BATCH)).fetchall()
+            position = self.position
+            rows = conn.execute(
+                self._page, (*position, horizon, self.BATCH), prepare=True
+            ).fetchall()
             if not rows:
                 return
-            self._cache.evict(originator_id for _, originator_id in rows)
-            self.position = rows[-1][0]
+            self._cache.evict(originator_id for originator_id, _, _ in rows)
+            _, transaction_id, notification_id = rows[-1]
+            self.position = LogPosition(int(transaction_id), int(notification_id))
             if len(rows) < self.BATCH:
                 return

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import select
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -47,6 +47,10 @@ def eventsourcing_env(database_url: str, settings: Settings) -> dict[str, str]:
         "POSTGRES_PASSWORD": str(params.get("password") or ""),
         "POSTGRES_CONNECT_TIMEOUT": str(CONNECT_TIMEOUT_S),
         "POSTGRES_LOCK_TIMEOUT": str(settings.lock_timeout_s),
+        # An idle open transaction would hold back the log's horizon (docs/adr/0018).
+        "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": str(
+            max(1, round(settings.idle_in_transaction_timeout_s))
+        ),
         "POSTGRES_POOL_SIZE": str(settings.pool_size),
         "POSTGRES_MAX_OVERFLOW": str(settings.pool_size * 4),
         # Never: with database functions on, followers miss events (docs/dependencies.md).
@@ -143,9 +147,31 @@ def connection_pool(
         check=check,
         open=True,
         name=name,
+        configure=guard_transactions(settings),
     )
     check.pool = pool
     return pool
+
+
+TRANSACTION_TIMEOUT_SINCE = 170_000
+"""The first PostgreSQL version (``server_version_num``) with ``transaction_timeout``."""
+
+
+def guard_transactions(settings: Settings) -> Callable[[psycopg.Connection[Any]], None]:
+    """What sets up a new connection so that it cannot hold the log's horizon back for long:
+    ``idle_in_transaction_session_timeout`` and, on PostgreSQL 17 and later,
+    ``transaction_timeout`` (docs/adr/0018)."""
+    idle_ms = int(settings.idle_in_transaction_timeout_s * 1000)
+    total_ms = int(settings.transaction_timeout_s * 1000)
+
+    def configure(conn: psycopg.Connection[Any]) -> None:
+        conn.execute(
+            "SELECT set_config('idle_in_transaction_session_timeout', %s, false)", (f"{idle_ms}",)
+        )
+        if conn.info.server_version >= TRANSACTION_TIMEOUT_SINCE:
+            conn.execute("SELECT set_config('transaction_timeout', %s, false)", (f"{total_ms}",))
+
+    return configure
 
 
 def with_database(database_url: str, dbname: str) -> str:

@@ -1,16 +1,13 @@
 """The ledger's application recorder: many commands per transaction, each with its own outcome,
 and the credentials table written in the same transaction as the events.
 
-Every insert into the events table takes ``LOCK TABLE … IN EXCLUSIVE MODE`` (as the library does,
-so that notification ids commit in order). While that lock is held no other writer can add an
-event, so the batch statement can tell, against the primary key, exactly which commands would
-conflict: those are refused and the rest are inserted. One stale command never fails its
-neighbours, and no savepoints are needed. The primary key still backs the check.
-
 A batch is one statement, its own transaction on an autocommit connection: the database
-function ``ledger_write_batch`` (migration 0003, ADR 0015) sets the lock timeout, takes the lock,
-queues the ``NOTIFY`` and runs the conflict check, the event insert and the credentials upsert as
-data-modifying CTEs. One round trip, one prepared statement.
+function ``ledger_write_batch`` (migration 0004, ADR 0018) inserts the events with
+``ON CONFLICT DO NOTHING`` on the primary key, refuses (and takes back) every command any of
+whose events found its key taken, and upserts the credentials rows of the others. It takes no
+table lock and sends no ``NOTIFY``: several batches, from several threads and processes, are
+in flight at once, and the log is ordered by transaction (``ledger.adapters.log_order``). One
+stale command never fails its neighbours; one round trip, one prepared statement.
 """
 
 from __future__ import annotations
@@ -60,7 +57,8 @@ class BatchCommand:
 
 
 class BatchIntegrityError(IntegrityError):
-    """Raised when the store refused a batch that the under-lock check had accepted."""
+    """Raised when the store refused a batch as a whole (an integrity error the per-command
+    check did not absorb)."""
 
 
 def _json_value(value: object) -> str:
@@ -119,9 +117,9 @@ class LedgerRecorder(PostgresApplicationRecorder):
         )
         self._reads: ConnectionPool[psycopg.Connection[TupleRow]] | None = None
         self.origin = uuid4().hex
-        """This recorder's NOTIFY payload: a process's cache invalidator skips its own batches."""
+        """This process's name in change announcements: its own cache is exact already."""
         self._write_batch = (
-            sql.SQL("SELECT * FROM {}.ledger_write_batch(%s, %s, %s, %s)")
+            sql.SQL("SELECT * FROM {}.ledger_write_batch(%s, %s, %s)")
             .format(sql.Identifier(datastore.schema))
             .as_string()
         )
@@ -198,7 +196,7 @@ class LedgerRecorder(PostgresApplicationRecorder):
                 with conn.cursor(row_factory=tuple_row) as cursor:
                     cursor.execute(
                         self._write_batch,
-                        (events, rows, self._lock_timeout, self.origin),
+                        (events, rows, self._lock_timeout),
                         prepare=True,
                         binary=True,
                     )

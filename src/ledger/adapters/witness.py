@@ -52,7 +52,7 @@ def extend(conn: psycopg.Connection[Any]) -> int:
             leaf=log_order.leaf_hash_sql("e"),
             final=log_order.final("e"),
             key=log_order.order_key("e"),
-            key2=log_order.order_key("e2"),
+            key2=log_order.order_columns("e2"),
             desc=log_order.order_by("e2", descending=True),
         )
     )
@@ -175,7 +175,7 @@ def inserted(conn: psycopg.Connection[Any]) -> list[WitnessRow]:
             e=_E,
             final=log_order.final("e"),
             key=log_order.order_key("e"),
-            key2=log_order.order_key("e2"),
+            key2=log_order.order_columns("e2"),
             desc=log_order.order_by("e2", descending=True),
             order=log_order.order_by("e"),
         ),

@@ -5,9 +5,12 @@ meanwhile (up to ``max_batch``) and writes it in one transaction through
 ``LedgerRecorder.insert_batch``, which gives every command its own outcome. Under load, batches
 grow by themselves; with one client, a batch is one command and costs one hand-over.
 
-With more than one writer thread, the next batch is already at the server, waiting for the
-events-table lock, while the previous one commits: the lock still serializes the transactions
-(and the conflict check under it stays exact), but no client round trip sits between them.
+Writers take no table lock (ADR 0018): with ``threads`` writer threads, each on a connection of
+its own, that many batches are in flight at once and PostgreSQL merges their commits' WAL
+flushes. A command that arrives while nothing is queued or being written is written on its
+caller's thread instead (no hand-over); ``threads=0`` always does that. After a batch commits,
+``after_commit`` gets its written commands (the change announcement, sent outside the write
+transaction).
 """
 
 from __future__ import annotations
@@ -73,15 +76,40 @@ class GroupCommitWriter:
         # Queue length at which a waiting writer wants waking (raised while it lingers, so that
         # each submit does not wake it just to count and sleep again).
         self._wanted = 1
+        self._in_flight = 0  # transactions being written (by writer threads or callers)
         self._threads: list[threading.Thread] = []
         self.stats = WriterStats()
         # Called by a writer thread after each committed batch with (commands, conflicts): the
         # metrics hook. It runs once every waiter is woken, and its errors are only logged.
         self.on_batch: Callable[[int, int], None] | None = None
+        # Called by a writer thread with the commands a batch wrote, after the commit and
+        # before any waiter is woken; its errors are only logged.
+        self.after_commit: Callable[[Sequence[BatchCommand]], None] | None = None
 
     def submit(self, command: BatchCommand) -> list[int] | None:
         """Write ``command``; its notification ids, or ``None`` if it lost a version race."""
+        if self._thread_count == 0:
+            return self._write_here(command)
         pending = _Pending(command)
+        with self._wakeup:
+            if self._closed:
+                msg = "the writer is closed"
+                raise ServiceUnavailable(msg)
+            if not self._queue and self._in_flight == 0:
+                # Nothing to share a transaction with: write on this thread, sparing the
+                # hand-over to a writer thread and back (one client, or a quiet moment).
+                self._in_flight += 1
+                direct = True
+            else:
+                direct = False
+        if direct:
+            try:
+                return self._write_here(command)
+            finally:
+                with self._wakeup:
+                    self._in_flight -= 1
+                    if self._queue:
+                        self._wakeup.notify()
         with self._wakeup:
             if self._closed:
                 msg = "the writer is closed"
@@ -102,6 +130,37 @@ class GroupCommitWriter:
             msg = f"write failed: {type(pending.error).__name__}"
             raise ServiceUnavailable(msg) from pending.error
         return pending.outcome
+
+    def _write_here(self, command: BatchCommand) -> list[int] | None:
+        """The command as its own transaction, on the calling thread (a pooled connection)."""
+        if self._closed:
+            msg = "the writer is closed"
+            raise ServiceUnavailable(msg)
+        try:
+            [outcome] = self._recorder.insert_batch([command])
+        except BatchIntegrityError:
+            outcome = None
+        except Exception as error:
+            msg = f"write failed: {type(error).__name__}"
+            raise ServiceUnavailable(msg) from error
+        conflicts = 1 if outcome is None else 0
+        with self._wakeup:
+            stats = self.stats
+            stats.batches += 1
+            stats.commands += 1
+            stats.largest_batch = max(stats.largest_batch, 1)
+            stats.conflicts += conflicts
+        if outcome is not None and self.after_commit is not None:
+            try:
+                self.after_commit([command])
+            except Exception:  # the announcement is best effort; listeners have a backstop
+                log.warning("the after_commit hook failed", exc_info=True)
+        if self.on_batch is not None:
+            try:
+                self.on_batch(1, conflicts)
+            except Exception:  # a metrics failure must not stop the writer
+                log.warning("the on_batch hook failed", exc_info=True)
+        return outcome
 
     @property
     def queued(self) -> int:
@@ -134,8 +193,13 @@ class GroupCommitWriter:
                 batch = [
                     self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))
                 ]
+                self._in_flight += 1
             expected = len(batch)
-            self._write(batch)
+            try:
+                self._write(batch)
+            finally:
+                with self._wakeup:
+                    self._in_flight -= 1
 
     def _linger(self, expected: int) -> None:
         """Wait (lock held by the caller) until ``expected`` commands are queued, at most
@@ -178,6 +242,13 @@ class GroupCommitWriter:
             stats.commands += len(batch)
             stats.largest_batch = max(stats.largest_batch, len(batch))
             stats.conflicts += conflicts
+        if self.after_commit is not None and conflicts < len(batch):
+            try:
+                self.after_commit(
+                    [p.command for p, o in zip(batch, outcomes, strict=True) if o is not None]
+                )
+            except Exception:  # the announcement is best effort; listeners have a backstop
+                log.warning("the after_commit hook failed", exc_info=True)
         for pending, outcome in zip(batch, outcomes, strict=True):
             pending.outcome = outcome
             pending.done.release()

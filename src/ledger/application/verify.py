@@ -16,11 +16,9 @@
   the database at full rate either.
 - Invalidation is by credential id (a map from id to digest finds the entry). The process that
   writes a change evicts the credentials it wrote as soon as the commit returns (exact). Every
-  other process runs a ``CacheInvalidator`` (``ledger.adapters.invalidation``) that LISTENs on
-  the events channel and tails the event log by notification id, evicting the id of every new
-  event. It tracks its position, so
-  a dropped connection loses nothing: it reconnects, and clears the whole cache before
-  resuming. ``max_ttl`` bounds staleness even then.
+  other process runs a ``CacheInvalidator`` (``ledger.adapters.invalidation``): it evicts the
+  ids that writers announce after each commit, and follows the event log as a backstop.
+  ``max_ttl`` bounds staleness even when an announcement is lost.
 - ``max_ttl`` of 0 disables the cache: every call reads the table, and every process is exact.
 """
 

@@ -3,8 +3,9 @@
 Each row has the contract's audit fields: the credential id (or the membership's workspace and
 user), ``kind``, ``type``, ``at``, ``actor`` and the type-specific fields in ``data`` (``reason``
 on ``revoked``, ``expires_at_before``/``expires_at_after`` on ``renewed``, ``daemon_token_id``
-on ``consumed``, ``role`` on membership events, ...). ``position`` is the event's notification
-id: rows only ever arrive at the end, which is what makes cursor pagination stable.
+on ``consumed``, ``role`` on membership events, ...). ``position`` is the event's ordinal in
+the log (``ledger.adapters.log_order``): rows only ever arrive at the end, which is what makes
+cursor pagination stable.
 
 ``user_id`` is the user the event concerns: the holder of a personal access token, the issuer
 of an install or daemon token, the member of a membership event.

@@ -29,8 +29,9 @@ from eventsourcing.projection import Projection
 from eventsourcing.utils import get_topic
 from psycopg import Copy, sql
 from psycopg.copy import FileWriter
+from psycopg.rows import DictRow
 
-from ledger.domain.base import LedgerAggregate
+from ledger.adapters.log_order import START_MARK, LogPosition, Mark
 from ledger.projections.positioned import Curs, Page, Positioned
 from ledger.projections.problems import (
     INVALID_VALUE,
@@ -135,13 +136,18 @@ class LedgerView(PostgresTrackingRecorder):
             .format(tracking)
             .as_string()
         )
-        self._lock = (
-            sql.SQL("SELECT notification_id FROM {} WHERE application_name = %s FOR UPDATE")
-            .format(tracking)
-            .as_string()
-        )
+        self._select = sql.SQL(
+            "SELECT transaction_id::text::bigint AS transaction_id, "
+            "coalesce(notification_id, 0) AS notification_id, position "
+            "FROM {} WHERE application_name = %s"
+        ).format(tracking)
+        self._lock = (self._select + sql.SQL(" FOR UPDATE")).as_string()
+        self._read = self._select.as_string()
         self._advance = (
-            sql.SQL("UPDATE {} SET notification_id = %s WHERE application_name = %s")
+            sql.SQL(
+                "UPDATE {} SET transaction_id = %s::text::xid8, notification_id = %s, "
+                "position = %s WHERE application_name = %s"
+            )
             .format(tracking)
             .as_string()
         )
@@ -166,21 +172,27 @@ class LedgerView(PostgresTrackingRecorder):
         """Create the tracking row at position 0 if this projection never ran."""
         curs.execute(self._ensure, (UPSTREAM,))
 
-    def lock_position(self, curs: Curs) -> int:
+    def lock_position(self, curs: Curs) -> Mark:
         """The position, with the tracking row locked until the transaction ends."""
         curs.execute(self._lock, (UPSTREAM,))
-        row = curs.fetchone()
-        return 0 if row is None else int(row["notification_id"] or 0)
+        return _mark(curs.fetchone())
 
-    def advance(self, curs: Curs, position: int) -> None:
-        curs.execute(self._advance, (position, UPSTREAM))
+    def position(self, curs: Curs) -> Mark:
+        """The position (no lock)."""
+        curs.execute(self._read, (UPSTREAM,))
+        return _mark(curs.fetchone())
+
+    def advance(self, curs: Curs, mark: Mark) -> None:
+        """Move the tracking row to ``mark`` (in the transaction that wrote the rows up to it)."""
+        at, ordinal = mark
+        curs.execute(self._advance, (at.transaction_id, at.notification_id, ordinal, UPSTREAM))
 
     def reset(self, curs: Curs) -> None:
         """Empty the tables, forget the recorded problems and go back to position 0 (the
         caller holds the tracking lock)."""
         curs.execute(self._truncate)
         curs.execute(self._forget, (self.projection,))
-        self.advance(curs, 0)
+        self.advance(curs, START_MARK)
 
     def record(self, curs: Curs, problems: Iterable[Problem]) -> None:
         """Record problems in ``ledger_projection_errors`` (in the transaction of ``curs``)."""
@@ -217,15 +229,22 @@ class LedgerView(PostgresTrackingRecorder):
         self.apply_writes(curs, self.prepare_page(curs, Page.of(events)))
 
 
+def _mark(row: DictRow | None) -> Mark:
+    if row is None:
+        return START_MARK
+    at = LogPosition(int(row["transaction_id"]), int(row["notification_id"]))
+    return Mark(at, int(row["position"]))
+
+
 TView = TypeVar("TView", bound=LedgerView)
 
 
 class LedgerProjection(Projection[TView], Generic[TView]):
     """A projection of the ledger's events into a ``LedgerView``.
 
-    ``process_event`` is the library's one-event-per-transaction entry point (what
-    ``eventsourcing.projection.ProjectionRunner`` calls); ``ledger.projections.runner`` has the
-    view prepare and apply many events per transaction instead.
+    ``ledger.projections.runner`` has the view prepare and apply many events per transaction,
+    in the log's order. The library's one-event entry point (``process_event``, which
+    ``eventsourcing.projection.ProjectionRunner`` calls with notification ids) is refused.
     """
 
     view_class: ClassVar[type[LedgerView]]
@@ -234,14 +253,10 @@ class LedgerProjection(Projection[TView], Generic[TView]):
         self.view.write(curs, events)
 
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:
-        with self.view.datastore.transaction(commit=True) as curs:
-            self.view.ensure_tracking(curs)
-            position = self.view.lock_position(curs)
-            if tracking.notification_id <= position:
-                return  # already processed: exactly once
-            if isinstance(domain_event, LedgerAggregate.Event):
-                self.process_batch(curs, [Positioned(tracking.notification_id, domain_event)])
-            self.view.advance(curs, tracking.notification_id)
+        """Refused: the library's runner follows notification ids, which no longer commit in
+        order (docs/adr/0018); ``ledger.projections.runner`` follows the log's order."""
+        msg = "ledger projections are run by ledger.projections.Projections, not one by one"
+        raise NotImplementedError(msg)
 
 
 __all__ = [

@@ -13,19 +13,21 @@ ever uses a page that starts exactly at the position it finds under the tracking
 otherwise (another runner took a turn) it reads for itself, and the read-ahead is replaced, so
 what commits is what a step without read-ahead would commit.
 
-Why a page read earlier, outside the step's transaction, is the same page: writers commit in
-notification-id order (the events-table lock), so any read sees a prefix of the log; the page
-after ``p`` is the first ``n`` events after ``p`` in both reads, or fewer if the earlier read saw
-fewer (a shorter batch is a valid batch: the next step starts after its last event). Preparing
-needs nothing but the events and, for the audit trail, the creation events of the credentials
-they name, which are in the log before them and never change.
+Pages follow the log's order, ``(transaction_id, notification_id)``, and hold only events
+below the horizon (``ledger.adapters.log_order``, ADR 0018): every transaction below it has
+ended, so nothing can ever appear before an event read. Why a page read earlier, outside the
+step's transaction, is the same page: a later horizon is at least as high, and the events below
+the earlier one are the same and come first in log order; so the page after ``p`` read earlier
+is a prefix of the one the step would read (a shorter batch is a valid batch: the next step
+starts after its last event). Preparing needs nothing but the events and, for the audit trail,
+the creation events of the credentials they name, which committed before the events that name
+them were written (so their transactions have lower ids) and never change.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import logging
 import queue
 import threading
@@ -35,18 +37,22 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import (
-    JSONTranscoder,
     Mapper,
     StoredEvent,
-    Transcoder,
-    TranscodingNotRegisteredError,
-    UUIDAsHex,
 )
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.utils import resolve_topic
 from psycopg import sql
 from psycopg.rows import tuple_row
 
+from ledger.adapters.log_order import (
+    HORIZON_QUERY,
+    LogPosition,
+    Mark,
+    after_horizon_page,
+    ordinal_after,
+)
+from ledger.adapters.reading_mapper import reading_mapper
 from ledger.domain.base import LedgerAggregate
 from ledger.projections.positioned import Curs, Page, Positioned
 from ledger.projections.problems import (
@@ -61,68 +67,20 @@ from ledger.projections.problems import (
 log = logging.getLogger(__name__)
 
 
-class _ReadingTranscoder(Transcoder):
-    """The application's JSON transcoder, decoding the same values, except that a UUID it has
-    decoded before is not made again (a user's id is in every event of each of their tokens).
-    UUIDs are immutable: sharing one object is safe. At most ``max_entries`` are kept."""
-
-    def __init__(self, transcoder: JSONTranscoder, max_entries: int = 65_536) -> None:
-        self._transcoder = transcoder
-        self._names = transcoder.names
-        self._uuids: dict[str, UUID] = {}
-        self._max_entries = max_entries
-        self._decoder = json.JSONDecoder(object_hook=self._decode_obj)
-
-    def encode(self, obj: Any) -> bytes:
-        return self._transcoder.encode(obj)
-
-    def decode(self, data: bytes) -> Any:
-        return self._decoder.decode(data.decode("utf8"))
-
-    def _decode_obj(self, d: dict[str, Any]) -> Any:
-        # The library's format: a transcoded value is {"_type_": name, "_data_": data}.
-        if len(d) != 2 or "_type_" not in d or "_data_" not in d:
-            return d
-        name, data = d["_type_"], d["_data_"]
-        if name == UUIDAsHex.name:
-            uuid = self._uuids.get(data)
-            if uuid is None:
-                if len(self._uuids) >= self._max_entries:
-                    self._uuids.clear()
-                uuid = self._uuids[data] = UUID(data)
-            return uuid
-        transcoding = self._names.get(name)
-        if transcoding is None:
-            msg = f"Data serialized with name {name!r} is not deserializable."
-            raise TranscodingNotRegisteredError(msg)
-        return transcoding.decode(data)
-
-
 class EventLog:
     """The ledger's event log, read and decoded for the projections.
 
     Events are decoded by a mapper like the application's (same transcodings, compressor and
-    cipher) whose JSON decoding makes a repeated UUID once (``_ReadingTranscoder``)."""
+    cipher) whose JSON decoding makes a repeated UUID once (``reading_mapper``)."""
 
     def __init__(self, mapper: Mapper[Any], events_table: str) -> None:
-        transcoder = mapper.transcoder
-        self._mapper = (
-            Mapper(_ReadingTranscoder(transcoder), mapper.compressor, mapper.cipher)
-            if type(transcoder) is JSONTranscoder  # not a subclass: it may decode otherwise
-            else mapper
-        )
-        columns = "notification_id, originator_id, originator_version, topic, state"
+        self._mapper = reading_mapper(mapper)
+        columns = sql.SQL("originator_id, originator_version, topic, state")
         table = sql.Identifier(events_table)
-        self._after = (
-            sql.SQL(
-                "SELECT {} FROM {} WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
-            )
-            .format(sql.SQL(columns), table)
-            .as_string()
-        )
+        self._after = after_horizon_page(table, columns)
         self._created = (
             sql.SQL("SELECT {} FROM {} WHERE originator_id = ANY(%s) AND originator_version = 1")
-            .format(sql.SQL(columns), table)
+            .format(columns, table)
             .as_string()
         )
         self._topics: dict[str, bool] = {}
@@ -133,42 +91,68 @@ class EventLog:
         """What decodes the stored events."""
         return self._mapper
 
-    def page(self, curs: Curs, position: int, limit: int) -> Page:
-        """Up to ``limit`` events after ``position``, in the transaction of ``curs``."""
-        return self._decoded(curs, self._after, (position, limit), position)
+    @staticmethod
+    def horizon(curs: Curs) -> int:
+        """The horizon now (take it before the transaction of ``curs`` writes or locks)."""
+        with curs.connection.cursor(row_factory=tuple_row) as tuples:
+            row = tuples.execute(HORIZON_QUERY).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def page(self, curs: Curs, after: Mark, limit: int, horizon: int) -> Page:
+        """Up to ``limit`` events after ``after`` and below ``horizon``, in log order, in the
+        transaction of ``curs``."""
+        rows = self._rows(curs, self._after, (*after.at, horizon, limit))
+        events: list[Positioned] = []
+        unreadable: list[Problem] = []
+        ordinal = after.ordinal
+        last = after
+        for originator_id, version, topic, state, transaction_id, notification_id in rows:
+            at = LogPosition(transaction_id, notification_id)
+            ordinal = ordinal_after(ordinal, at)
+            last = Mark(at, ordinal)
+            decoded = self._decode(originator_id, version, topic, state, ordinal)
+            if isinstance(decoded, Problem):
+                unreadable.append(decoded)
+            else:
+                events.append(Positioned(ordinal, decoded, self._screen(decoded), at))
+        return Page(events, unreadable, last)
 
     def created(self, curs: Curs, stream_ids: Iterable[UUID]) -> dict[UUID, LedgerAggregate.Event]:
         """The first event of each of these streams (a credential's ``Minted``...), of those
         that decode."""
-        page = self._decoded(curs, self._created, (list(stream_ids),), 0)
-        return {item.event.originator_id: item.event for item in page.events}
+        found: dict[UUID, LedgerAggregate.Event] = {}
+        for originator_id, version, topic, state in self._rows(
+            curs, self._created, (list(stream_ids),)
+        ):
+            decoded = self._decode(originator_id, version, topic, state, 0)
+            if not isinstance(decoded, Problem):
+                found[decoded.originator_id] = decoded
+        return found
 
-    def _decoded(self, curs: Curs, query: str, params: tuple[Any, ...], after: int) -> Page:
+    def _decode(
+        self, originator_id: UUID, version: int, topic: str, state: bytes, position: int
+    ) -> LedgerAggregate.Event | Problem:
+        """The event, or the problem that stands in its place."""
+        code, detail = UNKNOWN_EVENT_TYPE, "not an event type of this version of the ledger"
+        if self._known_topic(topic):
+            try:
+                event = self._mapper.to_domain_event(
+                    StoredEvent(originator_id, version, topic, state)
+                )
+            except Exception as error:  # noqa: BLE001 - whatever the payload holds: its own
+                code, detail = UNDECODABLE, describe(error)
+            else:
+                if isinstance(event, LedgerAggregate.Event):
+                    return event
+        return problem(position, originator_id, version, topic, code=code, detail=detail)
+
+    @staticmethod
+    def _rows(curs: Curs, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         # Binary tuples: bytea arrives as bytes (no hex to parse), no dict per row.
         with curs.connection.cursor(row_factory=tuple_row) as tuples:
             tuples.execute(query, params, prepare=True, binary=True)
-            rows = tuples.fetchall()
-        decode = self._mapper.to_domain_event
-        known = self._known_topic
-        screen = self._screen
-        events: list[Positioned] = []
-        unreadable: list[Problem] = []
-        for notification_id, originator_id, version, topic, state in rows:
-            code, detail = UNKNOWN_EVENT_TYPE, "not an event type of this version of the ledger"
-            if known(topic):
-                try:
-                    event = decode(StoredEvent(originator_id, version, topic, state))
-                except Exception as error:  # noqa: BLE001 - whatever the payload holds: its own
-                    code, detail = UNDECODABLE, describe(error)
-                else:
-                    if isinstance(event, LedgerAggregate.Event):
-                        events.append(Positioned(notification_id, event, screen(event)))
-                        continue
-            unreadable.append(
-                problem(notification_id, originator_id, version, topic, code=code, detail=detail)
-            )
-        last = rows[-1][0] if rows else after
-        return Page(events, unreadable, last)
+            return tuples.fetchall()
 
     def _known_topic(self, topic: str) -> bool:
         """Whether ``topic`` names an event class of the ledger. Only the ledger's own modules
@@ -197,8 +181,8 @@ _MAX_TOPICS = 1024
 class Prepared:
     """What the projections prepared (by name) for the events after ``after`` up to ``last``."""
 
-    after: int
-    last: int
+    after: Mark
+    last: Mark
     writes: dict[str, Any]
 
 
@@ -249,8 +233,8 @@ class ReadAhead:
         datastore: PostgresDatastore,
         prepare: Prepare,
         *,
-        start: int,
-        until: int,
+        start: Mark,
+        until: LogPosition,
         limit: int,
         depth: int = 2,
     ) -> None:
@@ -295,16 +279,18 @@ class ReadAhead:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _run(self, position: int) -> None:
+    def _run(self, mark: Mark) -> None:
         try:
-            while not self._stop.is_set() and position < self._until:
+            while not self._stop.is_set() and mark.at < self._until:
                 with self._datastore.transaction(commit=False) as curs:
-                    page = self._log.page(curs, position, self._limit)
+                    # a read-only transaction: it has no id that could hold the horizon back
+                    horizon = self._log.horizon(curs)
+                    page = self._log.page(curs, mark, self._limit, horizon)
                     if not page.size:
                         break
                     writes = self._prepare(curs, page)
-                self._put(Prepared(position, page.last, writes))
-                position = page.last
+                self._put(Prepared(mark, page.last, writes))
+                mark = page.last
         except Exception:  # the step reads for itself; it reports what is really wrong
             log.debug("projection read-ahead stopped", exc_info=True)
         finally:

@@ -9,6 +9,7 @@ from typing import NamedTuple
 from psycopg import Cursor
 from psycopg.rows import DictRow
 
+from ledger.adapters.log_order import START, START_MARK, LogPosition, Mark
 from ledger.domain.base import LedgerAggregate
 from ledger.projections.problems import Problem
 
@@ -16,7 +17,8 @@ Curs = Cursor[DictRow]
 
 
 class Positioned(NamedTuple):
-    """A decoded event and its position (notification id) in the ledger's event log.
+    """A decoded event, its ordinal in the ledger's event log (``position``: what the audit
+    trail shows and its cursors count) and its place in the log's order (``at``).
 
     ``clean``: the event passed ``EventScreen`` (its rows need no checking); an event from
     anywhere else is checked."""
@@ -24,18 +26,19 @@ class Positioned(NamedTuple):
     position: int
     event: LedgerAggregate.Event
     clean: bool = False
+    at: LogPosition = START
 
 
 @dataclass(frozen=True, slots=True)
 class Page:
     """Events read from the log: those that decoded, and a problem for each that did not.
 
-    ``last`` is the position of the last event read, decoded or not (the position a step moves
-    to), or the position read after when there was none."""
+    ``last`` is the mark of the last event read, decoded or not (the mark a step moves to), or
+    the mark read after when there was none."""
 
     events: Sequence[Positioned]
     unreadable: Sequence[Problem]
-    last: int
+    last: Mark
 
     @property
     def size(self) -> int:
@@ -45,4 +48,6 @@ class Page:
     @classmethod
     def of(cls, events: Sequence[Positioned]) -> Page:
         """A page of decoded events."""
-        return cls(events, (), events[-1].position if events else 0)
+        if not events:
+            return cls(events, (), START_MARK)
+        return cls(events, (), Mark(events[-1].at, events[-1].position))

@@ -7,13 +7,19 @@ position commit together, so a runner killed at any moment resumes where the las
 it, with nothing lost or doubled; several runners (several service processes, a CLI) take
 turns on the row locks instead of duplicating work.
 
-The live runner is a thread that LISTENs on the event store's channel (the recorder NOTIFYs
-every committed write batch), catches up on each notification (and every ``poll_s`` without
-one), and reconnects by itself when its connection drops.
+Events are read in the log's order and only below the horizon (``ledger.adapters.log_order``,
+ADR 0018); a position is a ``Mark``: the last event's place in that order and its ordinal.
 
-Read after write: ``wait_current`` reads the head of the event log and catches up to it in the
-calling thread. A command that returned before has committed below that head, so the query that
-follows sees it; if the live runner is mid-batch the caller waits on its row lock (no polling).
+The live runner is a thread that LISTENs on the event store's channel (writers announce every
+committed batch there, after the commit: ``ledger.adapters.announcer``), catches up on each
+announcement (and every ``poll_s`` without one), and reconnects by itself when its connection
+drops.
+
+Read after write: ``wait_current`` finds the newest committed event, waits (at most
+``wait_timeout_s``, then ``ServiceUnavailable``) until the horizon has passed it, and catches up
+to it in the calling thread. A command that returned before has committed at or before that
+event, so the query that follows sees it; if the live runner is mid-batch the caller waits on
+its row lock.
 
 No stored value stops a projection (docs/adr/0016): a view projects an event it cannot take as
 it is in a safe form, or skips it, and records it in ``ledger_projection_errors``. Should the
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,11 +43,17 @@ from eventsourcing.persistence import PersistenceError
 from eventsourcing.postgres import PostgresDatastore
 from psycopg import sql
 
+from ledger.adapters.log_order import (
+    START,
+    LogPosition,
+    Mark,
+    newest_below_query,
+    newest_committed_query,
+)
 from ledger.domain.clock import Clock
-from ledger.domain.errors import UnknownProjection
+from ledger.domain.errors import ServiceUnavailable, UnknownProjection
 from ledger.projections.audit_trail import AuditTrail
 from ledger.projections.base import (
-    UPSTREAM,
     Curs,
     LedgerProjection,
     LedgerView,
@@ -61,11 +74,19 @@ NAMES = tuple(sorted(cls.name for cls in PROJECTION_CLASSES))
 LISTENER_NAME = "ledger-projections"
 """``application_name`` of the live runner's LISTEN connection (visible in pg_stat_activity)."""
 
+HOLDER_QUERY = (
+    "SELECT pid, datname, application_name, state, "
+    "extract(epoch FROM clock_timestamp() - xact_start)::float8 AS age "
+    "FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid() "
+    "ORDER BY age(backend_xid) DESC LIMIT 1"
+)
+"""The backend whose transaction id is the oldest of the cluster: the one holding the horizon."""
+
 ASYNC_COMMIT = "SET LOCAL synchronous_commit = off"
 """Run at the start of each step's transaction (docs/adr/0014)."""
 
 Progress = Callable[[int, int], None]
-"""Called after each batch with (lowest position reached, target position)."""
+"""Called after each batch with (lowest ordinal reached, target ordinal)."""
 
 
 REFUSED_DATA_CLASSES = frozenset({"22", "23", "54"})
@@ -83,8 +104,9 @@ def refused_data(error: psycopg.Error) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class ProjectionStatus:
-    """Where a projection stands against the head of the event log, and how many events it
-    projected in a safe form (``sanitized``) or could not project (``skipped``)."""
+    """Where a projection stands against the head of the event log (ordinals; ``lag_events``
+    counts the committed events after its position), and how many events it projected in a
+    safe form (``sanitized``) or could not project (``skipped``)."""
 
     name: str
     position: int
@@ -121,6 +143,26 @@ class ProjectionError:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class HorizonStatus:
+    """How far the horizon trails the newest write, and the oldest transaction holding it.
+
+    ``behind_events``: committed events at or above the horizon (readers cannot read them yet);
+    ``behind_transactions``: transaction ids between the horizon and the newest event's;
+    ``holder_*``: the backend whose transaction is the oldest of the cluster (any database), if
+    any transaction is open."""
+
+    horizon: int
+    newest_transaction: int | None
+    behind_events: int
+    behind_transactions: int
+    holder_pid: int | None = None
+    holder_database: str | None = None
+    holder_application: str | None = None
+    holder_state: str | None = None
+    holder_age_seconds: float | None = None
+
+
 class Projections:
     """The ledger's projections over one event store, and the runner that feeds them."""
 
@@ -135,8 +177,10 @@ class Projections:
         clock: Clock,
         batch_size: int = 5000,
         poll_s: float = 1.0,
+        wait_timeout_s: float = 5.0,
     ) -> None:
         self._datastore = datastore
+        self._wait_timeout_s = wait_timeout_s
         self._url = database_url
         self._clock = clock
         self.batch_size = batch_size
@@ -147,26 +191,31 @@ class Projections:
             cls.name: cls(view=cls.view_class(datastore, self.log)) for cls in PROJECTION_CLASSES
         }
         table = sql.Identifier(events_table)
-        self._head = (
-            sql.SQL("SELECT coalesce(max(notification_id), 0) AS head FROM {}")
+        self._newest_below = newest_below_query(table)
+        self._newest_committed = newest_committed_query(table)
+        self._count_after = (
+            sql.SQL(
+                "SELECT count(*) AS n FROM {} "
+                "WHERE (transaction_id, notification_id) > (%s::text::xid8, %s)"
+            )
             .format(table)
             .as_string()
         )
-        positions = sql.SQL(", ").join(
-            sql.SQL("(SELECT notification_id FROM {} WHERE application_name = {}) AS {}").format(
-                sql.Identifier(self.projections[name].view.tracking_table),
-                sql.Literal(UPSTREAM),
-                sql.Identifier(name),
+        self._ordinal_of = (
+            sql.SQL(
+                "SELECT (SELECT coalesce(max(notification_id), 0) FROM {t} "
+                "WHERE transaction_id = '0') + (SELECT count(*) FROM {t} "
+                "WHERE transaction_id > '0' "
+                "AND (transaction_id, notification_id) <= (%s::text::xid8, %s)) AS n"
             )
-            for name in NAMES
-        )
-        self._head_and_positions = (
-            sql.SQL("SELECT coalesce(max(notification_id), 0) AS head, {} FROM {}")
-            .format(positions, table)
+            .format(t=table)
             .as_string()
         )
-        self._count_after = (
-            sql.SQL("SELECT count(*) AS n FROM {} WHERE notification_id > %s")
+        self._behind = (
+            sql.SQL(
+                "SELECT count(*) AS n, max(transaction_id)::text::bigint AS newest "
+                "FROM {} WHERE transaction_id >= %s::text::xid8"
+            )
             .format(table)
             .as_string()
         )
@@ -211,14 +260,22 @@ class Projections:
 
     # ------------------------------------------------------------------------------ batches
 
-    def head(self) -> int:
-        """The notification id of the newest committed event (0 for an empty store)."""
+    def head(self) -> LogPosition:
+        """The place of the newest event below the horizon (``START`` for an empty store)."""
         with self._datastore.transaction(commit=False) as curs:
-            curs.execute(self._head)
-            row = curs.fetchone()
-            return int(row["head"]) if row else 0
+            return self._head(curs, self.log.horizon(curs))
 
-    def _lock_positions(self, curs: Curs, names: Sequence[str]) -> dict[str, int]:
+    def _head(self, curs: Curs, horizon: int) -> LogPosition:
+        curs.execute(self._newest_below, (horizon,))
+        row = curs.fetchone()
+        return START if row is None else LogPosition(*(int(v) for v in row.values()))
+
+    def _newest(self, curs: Curs) -> LogPosition:
+        curs.execute(self._newest_committed)
+        row = curs.fetchone()
+        return START if row is None else LogPosition(*(int(v) for v in row.values()))
+
+    def _lock_positions(self, curs: Curs, names: Sequence[str]) -> dict[str, Mark]:
         if not self._tracking_ready:
             for name in NAMES:
                 self.projections[name].view.ensure_tracking(curs)
@@ -232,9 +289,9 @@ class Projections:
 
         return prepare
 
-    def read_ahead(self, names: Sequence[str], *, start: int, until: int) -> ReadAhead:
+    def read_ahead(self, names: Sequence[str], *, start: Mark, until: LogPosition) -> ReadAhead:
         """Read and prepare, in a thread, the batches after ``start`` up to ``until`` for the
-        named projections (``step(names, ahead=...)`` takes them); close it when done."""
+        named projections (``step(names, prepared=...)`` takes them); close it when done."""
         return ReadAhead(
             self.log,
             self._datastore,
@@ -247,11 +304,11 @@ class Projections:
     def step(
         self,
         names: Iterable[str] | None = None,
-        until: int | None = None,
+        until: LogPosition | None = None,
         prepared: Prepared | None = None,
-    ) -> int | None:
+    ) -> Mark | None:
         """Process one batch in one transaction; the lowest position reached, or ``None`` when
-        every named projection is at ``until`` (or at the head of the log) already. The batch
+        every named projection is at ``until`` (or at the horizon's head) already. The batch
         is ``prepared`` (by a read-ahead) when that starts at the position found under the
         locks and has rows for every projection there; otherwise it is read and prepared here."""
         chosen = self.names(names)
@@ -259,22 +316,31 @@ class Projections:
             # Derived rows: the commit need not wait for the WAL to reach the disk. A server
             # crash can only undo whole batches (rows and position), which run again.
             curs.execute(ASYNC_COMMIT)
+            # Before the row locks give this transaction an id that would hold it back.
+            horizon = self.log.horizon(curs)
             positions = self._lock_positions(curs, chosen)
             low = min(positions.values())
-            if until is not None and low >= until:
+            if until is not None and low.at >= until:
                 return None
             behind = [name for name in chosen if positions[name] == low]
             if prepared is None or prepared.after != low or not prepared.writes.keys() >= {*behind}:
                 if prepared is not None:
-                    log.debug("prepared batch after %d not used: at %d", prepared.after, low)
-                page = self.log.page(curs, low, self.batch_size)
+                    log.debug("prepared batch after %s not used: at %s", prepared.after, low)
+                page = self.log.page(curs, low, self.batch_size, horizon)
                 if not page.size:
                     return None
                 writes = self._prepare(behind)(curs, page)
                 prepared = Prepared(low, page.last, writes)
             for name in behind:
                 view = self.projections[name].view
-                self._apply(curs, view, prepared.writes[name], after=low, last=prepared.last)
+                self._apply(
+                    curs,
+                    view,
+                    prepared.writes[name],
+                    after=low,
+                    last=prepared.last,
+                    horizon=horizon,
+                )
                 view.advance(curs, prepared.last)
                 positions[name] = prepared.last
         self._tracking_ready = True
@@ -282,7 +348,14 @@ class Projections:
         return min(positions.values())
 
     def _apply(
-        self, curs: Curs, view: LedgerView, writes: ViewWrites, *, after: int, last: int
+        self,
+        curs: Curs,
+        view: LedgerView,
+        writes: ViewWrites,
+        *,
+        after: Mark,
+        last: Mark,
+        horizon: int,
     ) -> None:
         """Write a view's prepared batch under a savepoint; if the database refuses its data,
         write the batch's events again, isolating those it refuses (``_isolate``)."""
@@ -295,12 +368,13 @@ class Projections:
             log.warning(
                 "projection %s: the store refused a batch after %d (%s); isolating its events",
                 view.projection,
-                after,
+                after.ordinal,
                 describe(error),
             )
-            page = self.log.page(curs, after, self.batch_size)
-            self._isolate(curs, view, [e for e in page.events if e.position <= last])
-            view.record(curs, [p for p in page.unreadable if p.position <= last])
+            # the step's horizon: the same events as the batch (and perhaps more, left out)
+            page = self.log.page(curs, after, self.batch_size, horizon)
+            self._isolate(curs, view, [e for e in page.events if e.at <= last.at])
+            view.record(curs, [p for p in page.unreadable if p.position <= last.ordinal])
 
     def _isolate(self, curs: Curs, view: LedgerView, events: Sequence[Positioned]) -> None:
         """Write the events' rows, each half of a refused set again on its own, down to the
@@ -324,10 +398,11 @@ class Projections:
         self,
         names: Iterable[str] | None = None,
         *,
-        until: int | None = None,
+        until: LogPosition | None = None,
         progress: Progress | None = None,
     ) -> None:
-        """Process batches until the named projections reach ``until`` (default: the head).
+        """Process batches until the named projections reach ``until`` (default: the newest
+        event below the horizon).
 
         After a first full batch, the next ones are read and prepared ahead in a thread
         (``read_ahead``) while each is written; the wait for one happens before the step's
@@ -335,13 +410,14 @@ class Projections:
         that another runner's turn made useless is replaced."""
         chosen = self.names(names)
         target = self.head() if until is None else until
+        target_ordinal = self._ordinal_target(target) if progress is not None else 0
         ahead: ReadAhead | None = None
         prepared: Prepared | None = None
         try:
             while (reached := self.step(chosen, until=target, prepared=prepared)) is not None:
                 if progress is not None:
-                    progress(reached, target)
-                if reached >= target:
+                    progress(reached.ordinal, max(target_ordinal, reached.ordinal))
+                if reached.at >= target:
                     break
                 if ahead is not None and (prepared is None or prepared.last != reached):
                     ahead.close()  # finished, or out of step with the tracking rows
@@ -353,24 +429,50 @@ class Projections:
             if ahead is not None:
                 ahead.close()
 
+    def _ordinal_target(self, target: LogPosition) -> int:
+        """The ordinal of the event at ``target`` (counted: for progress reports only)."""
+        if target.transaction_id == 0:  # in the old log, an ordinal is the notification id
+            return target.notification_id
+        with self._datastore.transaction(commit=False) as curs:
+            curs.execute(self._ordinal_of, target)
+            row = curs.fetchone()
+        return int(row["n"]) if row else 0
+
     def wait_current(self, names: Iterable[str] | None = None) -> None:
         """Return once the named projections reflect every event committed before the call.
 
-        One query when they are current already (the usual case with a live runner); otherwise
-        catch up to the head read by that query."""
+        One query when they are current already (the usual case with a live runner);
+        otherwise wait until the horizon passes the newest committed event (at most
+        ``wait_timeout_s``: a transaction held open elsewhere in the cluster holds it back,
+        and then this raises ``ServiceUnavailable``), and catch up to that event."""
         chosen = self.names(names)
         with self._datastore.transaction(commit=False) as curs:
-            curs.execute(self._head_and_positions, prepare=True)
-            row = curs.fetchone()
-        assert row is not None
-        head = int(row["head"])
-        if all((row[name] or 0) >= head for name in chosen):
-            return
-        self.catch_up(chosen, until=head)
+            newest = self._newest(curs)
+            if all(self.projections[n].view.position(curs).at >= newest for n in chosen):
+                return
+        deadline = time.monotonic() + self._wait_timeout_s
+        pause = 0.001
+        while True:
+            with self._datastore.transaction(commit=False) as curs:
+                horizon = self.log.horizon(curs)
+            if horizon > newest.transaction_id:
+                break
+            if time.monotonic() >= deadline:
+                status = self.horizon()
+                msg = (
+                    "the event log's horizon is held back by an open transaction"
+                    + (f" (backend {status.holder_pid})" if status.holder_pid else "")
+                    + "; try again shortly"
+                )
+                raise ServiceUnavailable(msg)
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+        self.catch_up(chosen, until=newest)
 
     def rebuild(self, names: Iterable[str] | None = None, progress: Progress | None = None) -> int:
         """Empty the named projections and build them again from the first event; returns the
-        position reached. Readers meanwhile wait in ``wait_current``, never see half a view."""
+        ordinal reached (the number of events, for a log written after migration 0004).
+        Readers meanwhile wait in ``wait_current``, never see half a view."""
         chosen = self.names(names)
         with self._datastore.transaction(commit=True) as curs:
             self._lock_positions(curs, chosen)
@@ -379,27 +481,28 @@ class Projections:
         self._tracking_ready = True
         target = self.head()
         self.catch_up(chosen, until=target, progress=progress)
-        return target
+        with self._datastore.transaction(commit=False) as curs:
+            return min(int(self.projections[name].view.position(curs).ordinal) for name in chosen)
 
     # ------------------------------------------------------------------------------ status
 
     def status(self) -> list[ProjectionStatus]:
         """Each projection's position and lag (events behind, and age of the oldest of them
         by its recorded time)."""
-        head = self.head()
         now = self._clock.now()
         counts = self.problem_counts()
         result = []
         with self._datastore.transaction(commit=False) as curs:
+            horizon = self.log.horizon(curs)
             for name in NAMES:
-                position = self.projections[name].view.max_tracking_id(UPSTREAM) or 0
-                lag_events, lag_seconds = 0, 0.0
-                if position < head:
-                    curs.execute(self._count_after, (position,))
-                    counted = curs.fetchone()
-                    lag_events = int(counted["n"]) if counted else 0
-                    oldest = self._first_after(curs, position)
-                    recorded = getattr(oldest.event, "timestamp", None) if oldest else None
+                mark = self.projections[name].view.position(curs)
+                curs.execute(self._count_after, mark.at)
+                counted = curs.fetchone()
+                lag_events = int(counted["n"]) if counted else 0
+                lag_seconds = 0.0
+                if lag_events:
+                    oldest = self.log.page(curs, mark, 1, horizon).events
+                    recorded = getattr(oldest[0].event, "timestamp", None) if oldest else None
                     if isinstance(recorded, datetime) and recorded.utcoffset() is not None:
                         lag_seconds = max(0.0, (now - recorded).total_seconds())
                 mine = {
@@ -409,7 +512,13 @@ class Projections:
                 skipped = sum(mine.values()) - sanitized
                 result.append(
                     ProjectionStatus(
-                        name, position, head, lag_events, lag_seconds, skipped, sanitized
+                        name,
+                        mark.ordinal,
+                        mark.ordinal + lag_events,
+                        lag_events,
+                        lag_seconds,
+                        skipped,
+                        sanitized,
                     )
                 )
         return result
@@ -444,16 +553,46 @@ class Projections:
             ]
 
     def lag(self) -> dict[str, int]:
-        """How many notification ids each projection is behind the head (cheap: no count)."""
-        head = self.head()
-        return {
-            name: max(0, head - (self.projections[name].view.max_tracking_id(UPSTREAM) or 0))
-            for name in NAMES
-        }
+        """How many committed events each projection is behind."""
+        lags = {}
+        with self._datastore.transaction(commit=False) as curs:
+            for name in NAMES:
+                mark = self.projections[name].view.position(curs)
+                curs.execute(self._count_after, mark.at)
+                row = curs.fetchone()
+                lags[name] = int(row["n"]) if row else 0
+        return lags
 
-    def _first_after(self, curs: Curs, position: int) -> Positioned | None:
-        events = self.log.page(curs, position, 1).events
-        return events[0] if events else None
+    def horizon(self) -> HorizonStatus:
+        """How far the horizon trails the newest write, and which backend holds it back."""
+        with self._datastore.transaction(commit=False) as curs:
+            horizon = self.log.horizon(curs)
+            curs.execute(self._behind, (horizon,))
+            behind = curs.fetchone()
+            curs.execute(HOLDER_QUERY)
+            holder = curs.fetchone()
+        count = int(behind["n"]) if behind else 0
+        newest = behind["newest"] if behind else None
+        status = HorizonStatus(
+            horizon=horizon,
+            newest_transaction=None if newest is None else int(newest),
+            behind_events=count,
+            behind_transactions=0 if newest is None else max(0, int(newest) - horizon + 1),
+        )
+        if holder is None:
+            return status
+        age: float | None = holder["age"]
+        return HorizonStatus(
+            horizon=status.horizon,
+            newest_transaction=status.newest_transaction,
+            behind_events=status.behind_events,
+            behind_transactions=status.behind_transactions,
+            holder_pid=int(holder["pid"]),
+            holder_database=holder["datname"],
+            holder_application=holder["application_name"],
+            holder_state=holder["state"],
+            holder_age_seconds=age,
+        )
 
     # ------------------------------------------------------------------------- live runner
 

@@ -16,9 +16,23 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, base
+from sqlalchemy.types import UserDefinedType
 
 metadata = MetaData()
+
+
+class Xid8(UserDefinedType[int]):
+    """PostgreSQL's 64-bit transaction id (``xid8``), which SQLAlchemy does not know."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **_: object) -> str:
+        return "xid8"
+
+
+# Reflection (alembic's comparison) then recognizes the type instead of warning about it.
+base.ischema_names.setdefault("xid8", Xid8)
 
 events = Table(
     "ledger_events",
@@ -29,10 +43,15 @@ events = Table(
     Column("state", LargeBinary),
     # bigserial in the database (the library's DDL); its default is not compared.
     Column("notification_id", BigInteger, nullable=False),
+    # pg_current_xact_id() of the writing transaction (0 for rows older than migration 0004);
+    # its default is not compared.
+    Column("transaction_id", Xid8, nullable=False),
     PrimaryKeyConstraint("originator_id", "originator_version", name="ledger_events_pkey"),
     Index("ledger_events_notification_id_idx", "notification_id", unique=True),
+    Index("ledger_events_transaction_order_idx", "transaction_id", "notification_id", unique=True),
 )
-"""The eventsourcing application recorder's table, exactly as the library lays it out."""
+"""The eventsourcing application recorder's table as the library lays it out, plus the
+transaction id that orders the log (``ledger.adapters.log_order``)."""
 
 credentials = Table(
     "ledger_credentials",
@@ -68,6 +87,9 @@ def tracking(name: str) -> Table:
         metadata,
         Column("application_name", Text, primary_key=True),
         Column("notification_id", BigInteger),
+        # The rest of the position in the log ordered by transaction (docs/adr/0018).
+        Column("transaction_id", Xid8, nullable=False, server_default="0"),
+        Column("position", BigInteger, nullable=False, server_default="0"),
     )
 
 

@@ -7,6 +7,7 @@ that returned before they started.
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 from datetime import datetime
 from types import FrameType
@@ -25,6 +26,7 @@ from ledger.entrypoints.cli import tamper
 from ledger.entrypoints.cli.console import command_errors, out, print_json
 from ledger.projections import NAMES, AuditEvent, CredentialState
 from ledger.projections.queries import parse_instant
+from ledger.projections.runner import HorizonStatus
 
 projections_app = typer.Typer(help="Projections (operator commands).", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit trail (auditor commands).", no_args_is_help=True)
@@ -72,6 +74,7 @@ def projections_status(as_json: JsonOption = False) -> None:
     them)."""
     with command_errors(as_json=as_json) as settings, open_ledger(settings) as ledger:
         rows = ledger.projections.status()
+        horizon = ledger.projections.horizon()
     if as_json:
         print_json(
             [
@@ -83,6 +86,8 @@ def projections_status(as_json: JsonOption = False) -> None:
                     "lag_seconds": s.lag_seconds,
                     "skipped": s.skipped,
                     "sanitized": s.sanitized,
+                    # the same for every projection: what holds all of them back
+                    "horizon": dataclasses.asdict(horizon),
                 }
                 for s in rows
             ]
@@ -104,6 +109,7 @@ def projections_status(as_json: JsonOption = False) -> None:
     out.print(table)
     if any(s.skipped or s.sanitized for s in rows):
         out.print("events not projected as stored: see `ledger projections errors`")
+    out.print(horizon_line(horizon))
 
 
 @projections_app.command("errors")
@@ -141,6 +147,19 @@ def projections_errors(
             e.detail,
         )
     out.print(table)
+
+
+def horizon_line(horizon: HorizonStatus) -> str:
+    """The horizon's state in one line: events readers cannot read yet, and who holds them."""
+    line = f"log horizon: {horizon.behind_events} committed events not yet readable"
+    if horizon.holder_pid is not None:
+        age = horizon.holder_age_seconds or 0.0
+        line += (
+            f"; oldest open transaction: backend {horizon.holder_pid} "
+            f"({horizon.holder_application or '?'} on {horizon.holder_database or '?'}, "
+            f"{horizon.holder_state or '?'}, {age:.1f} s)"
+        )
+    return line
 
 
 @projections_app.command("rebuild")

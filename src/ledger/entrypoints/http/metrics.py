@@ -100,6 +100,18 @@ TAMPER_PROBLEMS = Gauge(
 )
 
 
+HORIZON_LAG = Gauge(
+    "ledger_log_horizon_lag_events",
+    "Committed events at or above the log's horizon: readers wait for an older transaction",
+    multiprocess_mode="mostrecent",
+)
+HORIZON_HOLDER_AGE = Gauge(
+    "ledger_log_horizon_holder_age_seconds",
+    "Age of the oldest open transaction of the cluster (the one holding the horizon back)",
+    multiprocess_mode="mostrecent",
+)
+
+
 def set_projection_lag(projection: str, lag: int) -> None:
     """Report how far ``projection`` is behind the event store (the projection runner calls it)."""
     PROJECTION_LAG.labels(projection).set(lag)
@@ -144,8 +156,9 @@ class CacheStatsSync:
 
 
 class ProjectionLagSync:
-    """Sets ``ledger_projection_lag_events`` from the tracking rows and
-    ``ledger_projection_errors`` from the recorded problems, every ``interval_s``."""
+    """Sets ``ledger_projection_lag_events`` from the tracking rows,
+    ``ledger_projection_errors`` from the recorded problems and the log horizon's gauges, every
+    ``interval_s``."""
 
     def __init__(self, ledger: PostgresLedger, interval_s: float = 5.0) -> None:
         self._projections = ledger.projections
@@ -160,6 +173,12 @@ class ProjectionLagSync:
         for name, lag in lags.items():
             set_projection_lag(name, lag)
         set_projection_errors(errors)
+        try:
+            horizon = self._projections.horizon()
+        except (LedgerError, PersistenceError, psycopg.Error):
+            return
+        HORIZON_LAG.set(horizon.behind_events)
+        HORIZON_HOLDER_AGE.set(horizon.holder_age_seconds or 0.0)
 
     def start(self) -> None:
         self._periodic.start()
