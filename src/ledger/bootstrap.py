@@ -47,7 +47,7 @@ from ledger.application.verify import CacheStats, Verifier, VerifierCache
 from ledger.config import Settings
 from ledger.domain.clock import Clock
 from ledger.domain.credential_row import CredentialRow
-from ledger.domain.errors import SchemaMissing
+from ledger.domain.errors import SchemaMissing, ServiceUnavailable
 from ledger.projections import AuditQueries, Projections
 
 
@@ -167,9 +167,13 @@ class PostgresLedger(Ledger):
 
     def ready(self) -> None:
         """Raise ``ServiceUnavailable`` unless the store answers and the schema is there (one
-        primary-key read of the auth table)."""
-        with translate_store_errors():
-            self.credentials.get(UUID(int=0))
+        primary-key read of the auth table). Any database error counts: a probe must say
+        "not ready", never fail (a dropped table is ``UndefinedTable``, not a connection error)."""
+        try:
+            with translate_store_errors():
+                self.credentials.get(UUID(int=0))
+        except psycopg.Error as error:
+            raise ServiceUnavailable(type(error).__name__) from error
 
     def cache_stats(self) -> CacheStats:
         """The verify cache's live counters (hits, misses, evictions)."""

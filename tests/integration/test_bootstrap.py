@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import psycopg
 import pytest
 
 from ledger.bootstrap import PostgresLedger, build_ledger, open_ledger, rebuild_all
 from ledger.config import Settings
 from ledger.domain.clock import ManualClock
-from ledger.domain.errors import SchemaMissing
+from ledger.domain.errors import SchemaMissing, ServiceUnavailable
 from tests.support.databases import fresh_database
 from tests.support.principals import START, new_user
 
@@ -29,6 +30,16 @@ def test_open_ledger_refuses_an_unmigrated_configured_database(server_url: str) 
     url = fresh_database(server_url, migrate=False)
     with pytest.raises(SchemaMissing), open_ledger(Settings(database_url=url)):
         pass
+
+
+def test_ready_says_unavailable_when_the_schema_is_gone(server_url: str) -> None:
+    url = fresh_database(server_url)
+    with open_ledger(Settings(database_url=url, pool_size=1)) as ledger:
+        ledger.ready()
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("DROP TABLE ledger_credentials")
+        with pytest.raises(ServiceUnavailable):
+            ledger.ready()
 
 
 def test_the_narrow_surface(ledger: PostgresLedger) -> None:

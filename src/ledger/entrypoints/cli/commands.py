@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from importlib import metadata
 from typing import Annotated
 
 import typer
@@ -34,6 +35,27 @@ app.add_typer(projections_app, name="projections")
 app.add_typer(audit_app, name="audit")
 
 log = logging.getLogger("ledger.cli")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"ledger {metadata.version('ledger')}")
+        raise typer.Exit
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the version and exit.",
+            callback=_print_version,
+            is_eager=True,
+        ),
+    ] = False,
+) -> None:
+    """An event-sourced credential ledger on PostgreSQL."""
 
 
 @app.command()
