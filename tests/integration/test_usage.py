@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import random
+import threading
+from datetime import datetime, timedelta
+from uuid import UUID
 
 import psycopg
 
@@ -82,3 +85,47 @@ def test_closing_the_ledger_writes_the_buffer(
         ).fetchone()
     assert row is not None
     assert row[0] == START
+
+
+def test_flushes_and_write_batches_on_the_same_rows_never_deadlock(
+    ledger: PostgresLedger, clock: ManualClock
+) -> None:
+    """A flush locks auth rows in credential-id order, as write batches upsert them: with
+    renewals of many tokens (batched by the writer) racing flushes that name the same rows in
+    reverse and shuffled order, neither side ever fails."""
+    me, _ = new_user(ledger)
+    failures: list[BaseException] = []
+    for round_ in range(10):
+        minted = [ledger.mint_personal_access_token(me, f"r{round_}-{i}", 3) for i in range(32)]
+        ids = [m.info.id for m in minted]
+        at = clock.now()
+        orders = [sorted(ids, reverse=True), random.sample(ids, len(ids))]
+        start = threading.Barrier(9)
+
+        def flush(order: list[UUID], start: threading.Barrier, at: datetime) -> None:
+            start.wait()
+            try:
+                for step in range(10):
+                    uses = {
+                        credential_id: at + timedelta(microseconds=step) for credential_id in order
+                    }
+                    ledger.credentials.record_last_used(uses)
+            except BaseException as error:  # noqa: BLE001 - collected and asserted below
+                failures.append(error)
+
+        def renew(tokens: list[str], start: threading.Barrier) -> None:
+            start.wait()
+            try:
+                for token in tokens:
+                    assert ledger.renew_personal_access_token(token).renewed
+            except BaseException as error:  # noqa: BLE001 - collected and asserted below
+                failures.append(error)
+
+        threads = [threading.Thread(target=flush, args=(order, start, at)) for order in orders]
+        tokens = [m.token for m in minted]
+        threads += [threading.Thread(target=renew, args=(tokens[i::7], start)) for i in range(7)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert failures == []

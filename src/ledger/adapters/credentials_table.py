@@ -102,9 +102,17 @@ class CredentialsTable:
         )
         self._record_last_used = (
             sql.SQL(
-                "UPDATE {table} AS c SET last_used_at = u.at "
-                "FROM unnest(%s::uuid[], %s::timestamptz[]) AS u(id, at) "
-                "WHERE c.credential_id = u.id AND (c.last_used_at IS NULL OR c.last_used_at < u.at)"
+                # Rows are locked in credential-id order, the order in which write batches
+                # upsert them, so a flush and a write batch cannot deadlock.
+                "WITH locked AS ("
+                " SELECT c.credential_id, u.at FROM {table} AS c"
+                " JOIN unnest(%s::uuid[], %s::timestamptz[]) AS u(id, at)"
+                " ON c.credential_id = u.id"
+                " WHERE c.last_used_at IS NULL OR c.last_used_at < u.at"
+                " ORDER BY c.credential_id FOR UPDATE OF c) "
+                "UPDATE {table} AS c SET last_used_at = locked.at FROM locked "
+                "WHERE c.credential_id = locked.credential_id "
+                "AND (c.last_used_at IS NULL OR c.last_used_at < locked.at)"
             )
             .format(table=table)
             .as_string()
