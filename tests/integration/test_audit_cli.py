@@ -47,7 +47,10 @@ def test_audit_history_table_and_errors(database_url: str, ledger: PostgresLedge
         {"error": "credential not found"},
     )
     bad = ledger_cli("audit", "history", "not-a-uuid", "--json", env=env)
-    assert json.loads(bad.stdout) == {"error": "invalid query parameter"}
+    assert (bad.returncode, json.loads(bad.stdout)) == (
+        2,
+        {"error": "invalid query parameter", "detail": "CREDENTIAL_ID is not a UUID"},
+    )
     assert "Traceback" not in bad.stderr + missing.stderr
 
 
@@ -74,9 +77,30 @@ def test_audit_events_and_valid_at(database_url: str, ledger: PostgresLedger) ->
     assert json.loads(none.stdout) == []
 
     bad_time = ledger_cli("audit", "valid-at", "yesterday", "--user", str(owner.user_id), env=env)
-    assert bad_time.returncode == 1
-    assert "invalid query parameter" in bad_time.stderr
-    assert "RFC 3339" in bad_time.stderr
+    assert bad_time.returncode == 2
+    assert "error: T is not an RFC 3339 timestamp" in bad_time.stderr
+    naive = ledger_cli("audit", "valid-at", "2026-11-30T12:00:00", env=env)
+    assert naive.returncode == 2
+    assert "T needs a time zone" in naive.stderr
+
+
+def test_audit_valid_at_with_neither_filter_lists_every_credential(
+    database_url: str, ledger: PostgresLedger
+) -> None:
+    alice, _ = new_user(ledger)
+    bob, _ = new_user(ledger)
+    workspace = ledger.create_workspace(alice, "ws").id
+    install = ledger.mint_install_token(alice, workspace)
+    pat = ledger.mint_personal_access_token(bob, "bob's")
+    at = max(install.created_at, pat.info.created_at).isoformat()
+
+    result = ledger_cli(
+        "audit", "valid-at", at, "--json", env={"LEDGER_DATABASE_URL": database_url}
+    )
+
+    assert result.returncode == 0, result.stderr
+    ids = {s["id"] for s in json.loads(result.stdout)}
+    assert {str(install.id), str(pat.info.id)} <= ids
 
 
 def test_projections_status_and_rebuild(database_url: str, ledger: PostgresLedger) -> None:
@@ -104,4 +128,8 @@ def test_projections_status_and_rebuild(database_url: str, ledger: PostgresLedge
     assert table.returncode == 0, table.stderr
     assert "rebuilt audit_trail, credentials" in table.stdout
     unknown = ledger_cli("projections", "rebuild", "nope", "--json", env=env)
-    assert json.loads(unknown.stdout) == {"error": "unknown projection"}
+    assert unknown.returncode == 2
+    assert json.loads(unknown.stdout) == {
+        "error": "unknown projection",
+        "detail": "NAME must be one of audit_trail, credentials",
+    }

@@ -51,12 +51,17 @@ def test_users_create_prints_the_contracts_json(
     assert str(wall_clock_ledger.verify(data["token"]).user_id) == data["user_id"]
 
 
-def test_users_create_refuses_a_blank_name_with_the_contracts_code(database_url: str) -> None:
+def test_users_create_refuses_a_blank_name_as_a_usage_error_naming_the_flag(
+    database_url: str,
+) -> None:
     result = ledger_cli(
         "users", "create", "--name", "   ", "--json", env={"LEDGER_DATABASE_URL": database_url}
     )
-    assert result.returncode == 1
-    assert json.loads(result.stdout) == {"error": "name is required"}
+    assert result.returncode == 2
+    assert json.loads(result.stdout) == {
+        "error": "name is required",
+        "detail": "--name must not be blank",
+    }
     assert "Traceback" not in result.stderr
 
 
@@ -71,8 +76,8 @@ def test_users_create_refuses_control_characters_and_stores_nothing(
         (("--name", "Ada", "--email", "ada\x7f@example.com"), "invalid request body"),
     ):
         result = ledger_cli("users", "create", *args, "--json", env=env)
-        assert result.returncode == 1, result.stderr
-        assert json.loads(result.stdout) == {"error": code}
+        assert result.returncode == 2, result.stderr
+        assert json.loads(result.stdout)["error"] == code
         plain = ledger_cli("users", "create", *args, env=env)
         assert "control characters" in plain.stderr
     assert wall_clock_ledger.recorder.max_notification_id() == head
@@ -86,18 +91,20 @@ def test_an_unmigrated_database_is_reported_not_crashed_on(server_url: str) -> N
     assert "Traceback" not in result.stderr
 
 
-def test_an_unreachable_server_is_service_unavailable() -> None:
-    result = ledger_cli(
-        "users",
-        "create",
-        "--name",
-        "x",
-        "--json",
-        env={"LEDGER_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/ledger"},
-    )
+def test_an_unreachable_server_is_named_by_its_address_without_the_password() -> None:
+    env = {"LEDGER_DATABASE_URL": "postgresql://postgres:hunter2@127.0.0.1:1/ledger"}
+    result = ledger_cli("users", "create", "--name", "x", "--json", env=env)
     assert result.returncode == 1
-    assert json.loads(result.stdout) == {"error": "service unavailable"}
-    assert "Traceback" not in result.stderr
+    assert json.loads(result.stdout) == {
+        "error": "service unavailable",
+        "detail": "cannot reach the database at 127.0.0.1:1 (Connection refused)",
+    }
+    plain = ledger_cli("migrate", env=env)
+    assert plain.returncode == 1
+    assert "cannot reach the database at 127.0.0.1:1" in plain.stderr
+    for output in (result.stdout, result.stderr, plain.stdout, plain.stderr):
+        assert "hunter2" not in output
+        assert "Traceback" not in output
 
 
 def test_a_database_behind_the_newest_migration_is_reported(server_url: str) -> None:
@@ -109,9 +116,10 @@ def test_a_database_behind_the_newest_migration_is_reported(server_url: str) -> 
 
 
 def test_invalid_configuration_is_named(tmp_path: Path) -> None:
-    result = ledger_cli("migrate", env={"LEDGER_DATABASE_URL": "mysql://db/x"})
+    result = ledger_cli("migrate", env={"LEDGER_DATABASE_URL": "mysql://root:hunter2@db/x"})
     assert result.returncode == 2
-    assert "database_url" in result.stderr
+    assert "LEDGER_DATABASE_URL must be a postgresql:// URL" in result.stderr
+    assert "hunter2" not in result.stderr
 
 
 def test_demo_runs_on_the_embedded_server_and_stops_it(tmp_path: Path) -> None:

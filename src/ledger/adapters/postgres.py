@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import select
 import warnings
 from collections.abc import Callable, Iterator
@@ -236,10 +237,37 @@ def embedded_server(data_dir: Path) -> Iterator[str]:
         server.cleanup()
 
 
+def database_address(url: str) -> str:
+    """Where ``url`` points, as ``HOST:PORT`` (never the user name or password)."""
+    params = conninfo_to_dict(url)
+    return f"{params.get('host') or 'localhost'}:{params.get('port') or 5432}"
+
+
+def _connect_failure(error: psycopg.OperationalError) -> str:
+    """libpq's reason for a failed connection, without its boilerplate (it never holds the
+    password)."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    text = text.removeprefix("connection failed: ")
+    text = re.sub(r"^connection to server (at|on socket) .*? failed: ", "", text)
+    return text.removeprefix("FATAL:").strip()
+
+
+def check_reachable(url: str) -> None:
+    """``ServiceUnavailable`` saying ``cannot reach the database at HOST:PORT (reason)``
+    unless a connection to ``url`` opens."""
+    try:
+        psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S).close()
+    except psycopg.OperationalError as error:
+        msg = f"cannot reach the database at {database_address(url)} ({_connect_failure(error)})"
+        raise ServiceUnavailable(msg) from error
+
+
 @contextlib.contextmanager
 def database_url(settings: Settings) -> Iterator[str]:
-    """The URL of the ledger's database: ``LEDGER_DATABASE_URL``, or an embedded server's."""
+    """The URL of the ledger's database: ``LEDGER_DATABASE_URL`` (``ServiceUnavailable`` naming
+    its address when it cannot be reached), or an embedded server's."""
     if settings.database_url is not None:
+        check_reachable(settings.database_url)
         yield settings.database_url
         return
     with embedded_server(settings.data_dir) as server_url:

@@ -1,4 +1,8 @@
-"""What the auditors' queries return: audit events, credential states, pages of the feed."""
+"""What the auditors' queries return: audit events, credential states, pages of the feed.
+
+``event_to_dict`` and ``state_to_dict`` are the one JSON shape of each: the HTTP answers, the
+CLI's ``--json`` and the exports all write them, so an event reads the same everywhere.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from ledger.application.timestamps import utc_text, utc_text_or_none
 from ledger.domain import Actor
 from ledger.domain.credential import usable_at
 
@@ -14,8 +19,8 @@ MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+def _text(value: UUID | None) -> str | None:
+    return None if value is None else str(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,19 +38,27 @@ class AuditEvent:
     data: dict[str, Any]
 
     def to_json(self) -> dict[str, Any]:
-        """The contract's audit fields, type-specific fields last; ``position`` doubles as a
-        cursor that resumes the feed after this event."""
-        head: dict[str, Any] = {"position": self.position}
-        if self.credential_id is not None:
-            head |= {"credential_id": str(self.credential_id), "kind": self.kind}
-        return head | {
-            "type": self.type,
-            "at": self.at.isoformat(),
-            "actor": {"type": self.actor.type, "id": self.actor.id},
-            "workspace_id": str(self.workspace_id) if self.workspace_id else None,
-            "user_id": str(self.user_id) if self.user_id else None,
-            **self.data,
-        }
+        """``event_to_dict(self)``."""
+        return event_to_dict(self)
+
+
+def event_to_dict(event: AuditEvent) -> dict[str, Any]:
+    """An audit event as JSON: the contract's fields in one order, type-specific fields last.
+
+    Every event has every common field: a membership event carries ``credential_id`` and
+    ``kind`` as ``null``. ``position`` doubles as a cursor that resumes the feed after it.
+    """
+    return {
+        "position": event.position,
+        "credential_id": _text(event.credential_id),
+        "kind": event.kind,
+        "type": event.type,
+        "at": utc_text(event.at),
+        "actor": {"type": event.actor.type, "id": event.actor.id},
+        "workspace_id": _text(event.workspace_id),
+        "user_id": _text(event.user_id),
+        **event.data,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,24 +93,30 @@ class CredentialState:
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "id": str(self.credential_id),
-            "kind": self.kind,
-            "token_prefix": self.token_prefix,
-            "name": self.name,
-            "user_id": str(self.user_id) if self.user_id else None,
-            "workspace_id": str(self.workspace_id) if self.workspace_id else None,
-            "daemon_id": self.daemon_id,
-            "install_token_id": str(self.install_token_id) if self.install_token_id else None,
-            "created_by": str(self.created_by) if self.created_by else None,
-            "created_at": self.created_at.isoformat(),
-            "expires_at": _iso(self.expires_at),
-            "revoked_at": _iso(self.revoked_at),
-            "revoked_reason": self.revoked_reason,
-            "consumed_at": _iso(self.consumed_at),
-            "daemon_token_id": str(self.daemon_token_id) if self.daemon_token_id else None,
-            "last_used_at": _iso(self.last_used_at),
-        }
+        """``state_to_dict(self)``."""
+        return state_to_dict(self)
+
+
+def state_to_dict(state: CredentialState) -> dict[str, Any]:
+    """A credential's state as JSON (``null``: never, or not applicable)."""
+    return {
+        "id": str(state.credential_id),
+        "kind": state.kind,
+        "token_prefix": state.token_prefix,
+        "name": state.name,
+        "user_id": _text(state.user_id),
+        "workspace_id": _text(state.workspace_id),
+        "daemon_id": state.daemon_id,
+        "install_token_id": _text(state.install_token_id),
+        "created_by": _text(state.created_by),
+        "created_at": utc_text(state.created_at),
+        "expires_at": utc_text_or_none(state.expires_at),
+        "revoked_at": utc_text_or_none(state.revoked_at),
+        "revoked_reason": state.revoked_reason,
+        "consumed_at": utc_text_or_none(state.consumed_at),
+        "daemon_token_id": _text(state.daemon_token_id),
+        "last_used_at": utc_text_or_none(state.last_used_at),
+    }
 
 
 @dataclass(frozen=True, slots=True)

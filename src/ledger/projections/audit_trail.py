@@ -18,12 +18,13 @@ no row; either way the event is recorded in ``ledger_projection_errors`` (docs/a
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar, NamedTuple
 from uuid import UUID
 
 from psycopg import sql
 
+from ledger.application.timestamps import utc_text
 from ledger.domain import Credential, TokenKind, Workspace
 from ledger.projections.base import (
     Curs,
@@ -117,7 +118,7 @@ def _at(value: Any, name: str) -> str | None:
     it is not one)."""
     if value is None:
         return None
-    return check_instant(value, name).astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return utc_text(check_instant(value, name))
 
 
 def minted_context(event: Credential.Minted) -> CredentialContext:

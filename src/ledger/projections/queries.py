@@ -227,12 +227,9 @@ class AuditQueries:
     def valid_at(
         self, at: datetime, *, workspace: UUID | None = None, user: UUID | None = None
     ) -> list[CredentialState]:
-        """The credentials usable at ``at`` of a workspace and/or a user, each as of ``at``,
-        oldest first."""
+        """The credentials usable at ``at``, each as of ``at``, oldest first: those of a
+        workspace and/or a user, or (neither given) every credential."""
         check_instant(at, "valid_at")
-        if workspace is None and user is None:
-            msg = "name a workspace or a user"
-            raise InvalidQueryParameter(msg)
         conditions: list[sql.Composable] = [sql.SQL("credential_id IS NOT NULL AND at <= %s")]
         params: list[Any] = [at]
         for column, value in (("workspace_id", workspace), ("user_id", user)):

@@ -7,25 +7,29 @@ that returned before they started.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import signal
 from datetime import datetime
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 import typer
+from rich import box
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
 from ledger.application.audit import MAX_LIMIT
+from ledger.application.timestamps import compact_utc
 from ledger.bootstrap import open_ledger
-from ledger.domain.errors import InvalidQueryParameter
+from ledger.domain import TokenKind
+from ledger.domain.errors import InvalidQueryParameter, UnknownProjection
 from ledger.entrypoints.cli import tamper
-from ledger.entrypoints.cli.console import command_errors, out, print_json
-from ledger.projections import NAMES, AuditEvent, CredentialState
-from ledger.projections.queries import parse_instant
+from ledger.entrypoints.cli.console import BadValue, command_errors, flag, out, print_json
+from ledger.projections import EVENT_TYPES, NAMES, AuditEvent, CredentialState
+from ledger.projections.queries import parse_cursor, parse_instant
 from ledger.projections.runner import HorizonStatus
 
 projections_app = typer.Typer(help="Projections (operator commands).", no_args_is_help=True)
@@ -46,6 +50,24 @@ def _uuid(value: str | None, field: str) -> UUID | None:
 
 def _instant(value: str | None, field: str) -> datetime | None:
     return None if value is None else parse_instant(value, field)
+
+
+def _limit(value: int) -> None:
+    if not 1 <= value <= MAX_LIMIT:
+        msg = f"limit must be a whole number in 1..{MAX_LIMIT}"
+        raise InvalidQueryParameter(msg)
+
+
+def _event_type(value: str | None) -> None:
+    if value is not None and value not in EVENT_TYPES:
+        msg = f"type must be one of {', '.join(EVENT_TYPES)}"
+        raise InvalidQueryParameter(msg)
+
+
+def _projection(name: str | None) -> None:
+    if name is not None and name not in NAMES:
+        msg = f"name must be one of {', '.join(NAMES)}"
+        raise UnknownProjection(msg)
 
 
 # ------------------------------------------------------------------------------ projections
@@ -123,12 +145,13 @@ def projections_errors(
 ) -> None:
     """The events the projections projected in a safe form or skipped, by position."""
     with command_errors(as_json=as_json) as settings:
-        if not 1 <= limit <= MAX_LIMIT:
-            msg = f"limit must be 1..{MAX_LIMIT}"
-            raise InvalidQueryParameter(msg)
+        with flag("NAME", "name"):
+            _projection(name)
+        with flag("--limit"):
+            _limit(limit)
         if not 0 <= after < 2**63:
-            msg = "after must be a position (0 or more)"
-            raise InvalidQueryParameter(msg)
+            msg = "--after must be a position (0 or more)"
+            raise BadValue(InvalidQueryParameter.code, msg)
         with open_ledger(settings) as ledger:
             errors = ledger.projections.errors(name, after=after, limit=limit)
     if as_json:
@@ -170,7 +193,10 @@ def projections_rebuild(
     as_json: JsonOption = False,
 ) -> None:
     """Rebuild projections from the event store, from scratch."""
-    with command_errors(as_json=as_json) as settings, open_ledger(settings) as ledger:
+    with command_errors(as_json=as_json) as settings, contextlib.ExitStack() as stack:
+        with flag("NAME", "name"):
+            _projection(name)
+        ledger = stack.enter_context(open_ledger(settings))
         names = ledger.projections.names(None if name is None else [name])
         if as_json:
             reached = ledger.projections.rebuild(names)
@@ -197,10 +223,24 @@ def projections_rebuild(
 # ----------------------------------------------------------------------------------- audit
 
 
-def _table(*columns: str) -> Table:
-    table = Table()
+# Tables fit 80 columns: ids shortened to their first 8 hex digits on a narrow terminal (`--json`
+# has them whole), instants to the minute; a column that must shrink folds its text, and times,
+# ids and event types are never split across lines.
+
+_KINDS: dict[str, str] = {
+    TokenKind.PERSONAL_ACCESS_TOKEN: "pat",
+    TokenKind.DAEMON_TOKEN: "daemon",
+    TokenKind.INSTALL_TOKEN: "install",
+}
+WIDE = 120
+"""The terminal width from which tables show whole ids."""
+
+
+def _table(*columns: str, keep: tuple[str, ...] = ()) -> Table:
+    """A table whose ``keep`` columns are never wrapped; the others fold what does not fit."""
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     for column in columns:
-        table.add_column(column, overflow="fold")  # ids and instants whole, never cut short
+        table.add_column(column, no_wrap=column in keep, overflow="fold")
     return table
 
 
@@ -210,36 +250,68 @@ def _add_row(table: Table, *cells: str) -> None:
     table.add_row(*(Text(cell) for cell in cells))
 
 
+def short_id(value: UUID | str | None) -> str:
+    """An id as a table shows it: whole on a wide terminal, else its first 8 hex digits."""
+    if value is None:
+        return ""
+    text = str(value)
+    return text if out.width >= WIDE else text[:8]
+
+
 def _time(value: datetime | None, empty: str = "") -> str:
-    return value.isoformat(timespec="seconds") if value else empty
+    return compact_utc(value) if value else empty
+
+
+def _kind(kind: str | None) -> str:
+    return _KINDS.get(kind, kind) if kind else ""
+
+
+def _detail(key: str, value: Any) -> str:
+    """One type-specific field of an event: ids short, instants compact and on a line of
+    their own (so that a narrow column never splits one)."""
+    text = str(value)
+    if len(text) == _UUID_TEXT:
+        with contextlib.suppress(ValueError):
+            return f"{key}: {short_id(UUID(text))}"
+    if text.endswith("Z"):
+        with contextlib.suppress(ValueError):
+            return f"{key}:\n{compact_utc(datetime.fromisoformat(text))}"
+    return f"{key}: {text}"
+
+
+_UUID_TEXT = 36
 
 
 def _events_table(events: list[AuditEvent], *, subject: bool = True) -> Table:
-    table = _table(
-        "#", "at", "type", *(("credential / user",) if subject else ()), "actor", "details"
-    )
+    table = _table("#", "at", "event", "actor", "details", keep=("#", "at"))
     for e in events:
-        who = f"{e.kind} {e.credential_id}" if e.credential_id else f"member {e.user_id}"
-        details = "\n".join(f"{k}={v}" for k, v in e.data.items() if v is not None)
+        if not subject:
+            what = e.type
+        elif e.credential_id:
+            what = f"{e.type}\n{_kind(e.kind)} {short_id(e.credential_id)}"
+        else:
+            what = f"{e.type}\nmember {short_id(e.user_id)}"
+        details = "\n".join(_detail(k, v) for k, v in e.data.items() if v is not None)
         _add_row(
             table,
             str(e.position),
             _time(e.at),
-            e.type,
-            *((who,) if subject else ()),
-            f"{e.actor.type} {e.actor.id}",
+            what,
+            f"{e.actor.type} {short_id(e.actor.id)}",
             details,
         )
     return table
 
 
 def _states_table(states: list[CredentialState]) -> Table:
-    table = _table("id", "kind", "prefix", "name / daemon", "created", "expires")
+    table = _table(
+        "id", "kind", "prefix", "name / daemon", "created", "expires", keep=("created", "expires")
+    )
     for s in states:
         _add_row(
             table,
-            str(s.credential_id),
-            s.kind,
+            short_id(s.credential_id),
+            _kind(s.kind),
             s.token_prefix,
             s.name or s.daemon_id or "",
             _time(s.created_at),
@@ -262,7 +334,8 @@ def audit_history(
 ) -> None:
     """A credential's current state and every event of it, oldest first."""
     with command_errors(as_json=as_json) as settings:
-        cid = _uuid(credential_id, "credential id")
+        with flag("CREDENTIAL_ID", "credential id"):
+            cid = _uuid(credential_id, "credential id")
         assert cid is not None
         with open_ledger(settings) as ledger:
             history = ledger.audit.history(cid)
@@ -286,8 +359,20 @@ def audit_events(  # noqa: PLR0917 - one option per filter of the contract
 ) -> None:
     """The audit feed, oldest first."""
     with command_errors(as_json=as_json) as settings:
-        ws, uid = _uuid(workspace, "workspace"), _uuid(user, "user")
-        start, end = _instant(since, "since"), _instant(until, "until")
+        with flag("--workspace"):
+            ws = _uuid(workspace, "workspace")
+        with flag("--user"):
+            uid = _uuid(user, "user")
+        with flag("--since"):
+            start = _instant(since, "since")
+        with flag("--until"):
+            end = _instant(until, "until")
+        with flag("--type"):
+            _event_type(type_)
+        with flag("--cursor"):
+            parse_cursor(cursor)
+        with flag("--limit"):
+            _limit(limit)
         with open_ledger(settings) as ledger:
             page = ledger.audit.events(
                 workspace=ws,
@@ -308,15 +393,20 @@ def audit_events(  # noqa: PLR0917 - one option per filter of the contract
 
 @audit_app.command("valid-at")
 def audit_valid_at(
-    at: Annotated[str, typer.Argument(help="the instant, RFC 3339")],
+    at: Annotated[str, typer.Argument(metavar="T", help="the instant, RFC 3339")],
     workspace: Annotated[str | None, typer.Option(help="workspace id")] = None,
     user: Annotated[str | None, typer.Option(help="user id")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """The credentials usable at an instant, each with its state as of then."""
+    """The credentials usable at an instant, each with its state as of then (neither filter:
+    every credential)."""
     with command_errors(as_json=as_json) as settings:
-        instant = parse_instant(at, "valid_at")
-        ws, uid = _uuid(workspace, "workspace"), _uuid(user, "user")
+        with flag("T", "valid_at"):
+            instant = parse_instant(at, "valid_at")
+        with flag("--workspace"):
+            ws = _uuid(workspace, "workspace")
+        with flag("--user"):
+            uid = _uuid(user, "user")
         with open_ledger(settings) as ledger:
             states = ledger.audit.valid_at(instant, workspace=ws, user=uid)
     if as_json:

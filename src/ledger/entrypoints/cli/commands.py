@@ -1,7 +1,8 @@
 """The ``ledger`` command line: operators' and auditors' entry point.
 
-Errors print the contract's code (``{"error": code}`` with ``--json``) and exit 1; no stack trace
-is ever printed (set ``LEDGER_LOG_LEVEL=DEBUG`` to log details).
+Errors name the flag, argument or environment variable and why, and exit 1 (refused) or 2
+(usage or configuration): ``ledger.entrypoints.cli.console``. No stack trace is ever printed
+(set ``LEDGER_LOG_LEVEL=DEBUG`` to log details).
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ import typer
 from pydantic import ValidationError
 
 from ledger.application import validation
+from ledger.application.timestamps import compact_utc, utc_text
 from ledger.bootstrap import migrate as migrate_database
 from ledger.bootstrap import open_ledger
 from ledger.config import Settings
 from ledger.entrypoints.cli.audit import audit_app, projections_app
-from ledger.entrypoints.cli.console import command_errors, err, out, print_json
+from ledger.entrypoints.cli.console import EXIT_REFUSED, command_errors, err, flag, out, print_json
 from ledger.entrypoints.demo import run_demo
 
 app = typer.Typer(
@@ -75,8 +77,10 @@ def users_create(
     """Create a user with an initial personal access token (valid 90 days, shown once)."""
     with command_errors(as_json=as_json) as settings:
         # The input rules first: a refused name or e-mail address never opens the store.
-        validation.name(name)
-        validation.email(email)
+        with flag("--name"):
+            validation.name(name)
+        with flag("--email"):
+            validation.email(email)
         with open_ledger(settings) as ledger:
             created = ledger.create_user(name, email)
     data = {
@@ -84,14 +88,14 @@ def users_create(
         "name": created.name,
         "token": created.token,
         "token_prefix": created.token_prefix,
-        "expires_at": created.expires_at.isoformat(),
+        "expires_at": utc_text(created.expires_at),
     }
     if as_json:
         print_json(data)
         return
     out.print(f"user [bold]{created.name}[/bold] created: {created.user_id}")
     out.print(f"personal access token (shown only now): [bold]{created.token}[/bold]")
-    out.print(f"expires at {data['expires_at']}")
+    out.print(f"expires at {compact_utc(created.expires_at)}")
 
 
 @app.command()
@@ -136,4 +140,4 @@ def main() -> None:
     except Exception:
         log.debug("unexpected failure", exc_info=True)
         err.print("[red]error:[/red] internal error (set LEDGER_LOG_LEVEL=DEBUG for details)")
-        sys.exit(1)
+        sys.exit(EXIT_REFUSED)

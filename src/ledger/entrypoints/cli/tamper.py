@@ -22,7 +22,15 @@ from ledger.bootstrap import open_ledger
 from ledger.domain.checkpoint import InvalidCheckpoint, parse_checkpoint
 from ledger.domain.errors import LedgerError
 from ledger.domain.tamper import Problem
-from ledger.entrypoints.cli.console import command_errors, err, fail, load_settings, out, print_json
+from ledger.entrypoints.cli.console import (
+    EXIT_REFUSED,
+    command_errors,
+    fail,
+    load_settings,
+    out,
+    print_error,
+    print_json,
+)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON")]
 
@@ -58,12 +66,10 @@ def _load(files: list[Path], *, as_json: bool) -> list[NamedCheckpoint]:
         try:
             named.append(NamedCheckpoint(str(file), parse_checkpoint(file.read_text("utf-8"))))
         except (OSError, UnicodeDecodeError, InvalidCheckpoint) as error:
-            detail = f"{file}: {error}"
-            if as_json:
-                print_json({"error": "invalid checkpoint", "detail": detail})
-            else:
-                err.print(f"[red]error:[/red] invalid checkpoint ({detail})")
-            raise typer.Exit(1) from None
+            # Refused, not a usage error: a checkpoint that does not parse may be evidence too.
+            detail = f"--checkpoint {file}: {error}"
+            print_error("invalid checkpoint", detail, as_json=as_json)
+            raise typer.Exit(EXIT_REFUSED) from None
     return named
 
 
@@ -75,7 +81,7 @@ def verify(
     as_json: JsonOption = False,
 ) -> None:
     """Check every stream's chain, the log against each checkpoint, and the auth table."""
-    settings = load_settings()
+    settings = load_settings(as_json=as_json)
     named = _load(checkpoint_files or [], as_json=as_json)
     try:
         with open_ledger(settings) as ledger:
@@ -108,7 +114,7 @@ def verify(
     else:
         _print_report(report)
     if not report.ok:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_REFUSED)
 
 
 def _print_report(report: VerifyReport) -> None:

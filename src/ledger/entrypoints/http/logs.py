@@ -16,6 +16,8 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from ledger.application.timestamps import utc_text
+
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "ledger_request_id", default=None
 )
@@ -31,6 +33,11 @@ _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {
 }
 
 
+def _json_value(value: object) -> object:
+    """What ``json`` cannot write itself: instants as everywhere else (``Z``), the rest as text."""
+    return utc_text(value) if isinstance(value, datetime) and value.tzinfo else str(value)
+
+
 def redact(text: str) -> str:
     """``text`` with every token-shaped string cut to its 12-character display prefix."""
     return _TOKEN.sub(r"\1\2…", text)
@@ -41,7 +48,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "time": utc_text(datetime.fromtimestamp(record.created, UTC)),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -52,7 +59,7 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return redact(json.dumps(entry, default=str, ensure_ascii=False))
+        return redact(json.dumps(entry, default=_json_value, ensure_ascii=False))
 
 
 def log_config(level: str) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     StrictInt,
     StrictStr,
 )
@@ -33,6 +34,7 @@ from pydantic import ValidationError as PydanticValidationError
 from pydantic.json_schema import SkipJsonSchema
 
 from ledger.application import validation
+from ledger.application.timestamps import utc_text
 from ledger.domain import Role
 from ledger.domain.errors import (
     DaemonIdRequired,
@@ -48,8 +50,10 @@ def _as_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-UtcDateTime = Annotated[datetime, AfterValidator(_as_utc)]
-"""An instant, always written in UTC (RFC 3339, ``Z``)."""
+UtcDateTime = Annotated[
+    datetime, AfterValidator(_as_utc), PlainSerializer(utc_text, return_type=str, when_used="json")
+]
+"""An instant, always written in UTC (RFC 3339, ``Z``) by the ledger's one formatting function."""
 
 MAX_TOKEN_TEXT = 64
 """The longest token text the contract allows (every token the ledger issues is shorter)."""
