@@ -16,7 +16,6 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import typer
-from rich import box
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -115,7 +114,7 @@ def projections_status(as_json: JsonOption = False) -> None:
             ]
         )
         return
-    table = Table(
+    table = _table(
         "projection", "position", "head", "lag (events)", "lag (seconds)", "skipped", "sanitized"
     )
     for s in rows:
@@ -237,8 +236,9 @@ WIDE = 120
 
 
 def _table(*columns: str, keep: tuple[str, ...] = ()) -> Table:
-    """A table whose ``keep`` columns are never wrapped; the others fold what does not fit."""
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    """A table whose ``keep`` columns are never wrapped; the others fold what does not fit.
+    Columns are two spaces apart, with no borders (as ``gh`` prints its lists)."""
+    table = Table(box=None, pad_edge=False, header_style="bold")
     for column in columns:
         table.add_column(column, no_wrap=column in keep, overflow="fold")
     return table
@@ -283,7 +283,7 @@ _UUID_TEXT = 36
 
 
 def _events_table(events: list[AuditEvent], *, subject: bool = True) -> Table:
-    table = _table("#", "at", "event", "actor", "details", keep=("#", "at"))
+    table = _table("#", "at", "event", "actor", "details", keep=("#", "at", "event"))
     for e in events:
         if not subject:
             what = e.type
@@ -297,7 +297,7 @@ def _events_table(events: list[AuditEvent], *, subject: bool = True) -> Table:
             str(e.position),
             _time(e.at),
             what,
-            f"{e.actor.type} {short_id(e.actor.id)}",
+            f"{e.actor.type}\n{short_id(e.actor.id)}",
             details,
         )
     return table
@@ -305,7 +305,13 @@ def _events_table(events: list[AuditEvent], *, subject: bool = True) -> Table:
 
 def _states_table(states: list[CredentialState]) -> Table:
     table = _table(
-        "id", "kind", "prefix", "name / daemon", "created", "expires", keep=("created", "expires")
+        "id",
+        "kind",
+        "prefix",
+        "name",
+        "created",
+        "expires",
+        keep=("id", "kind", "prefix", "created", "expires"),
     )
     for s in states:
         _add_row(
