@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
@@ -15,7 +16,27 @@ from tests.support.world import Operator, World
 
 
 def expect(response: httpx.Response, status: int, error: str | None = None) -> None:
+    """The answer's status and error code; a 4xx also says why in a ``detail`` sentence that
+    holds no secret the request carried."""
     assert (response.status_code, error_of(response)[1]) == (status, error), response.text
+    if 400 <= status < 500:
+        assert_detail_without_secrets(response)
+
+
+_TOKEN_TEXT = re.compile(r"(?:mul_|mdt_|mit_)[A-Za-z0-9]{9,}")
+
+
+def assert_detail_without_secrets(response: httpx.Response) -> None:
+    """A 4xx answer carries a non-empty one-sentence ``detail`` beside its ``error``, with no
+    token (the bearer, a body's token, or anything token-shaped beyond a display prefix)."""
+    detail = response.json().get("detail")
+    assert isinstance(detail, str) and detail.strip(), (response.request.url, response.text)
+    assert "\n" not in detail
+    sent = response.request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+    body = response.request.content.decode("utf-8", "replace")
+    for secret in (sent, *_TOKEN_TEXT.findall(body)):
+        assert len(secret) <= 12 or secret not in detail, detail
+    assert _TOKEN_TEXT.search(detail) is None, detail
 
 
 def unknown_token(kind: TokenKind) -> str:

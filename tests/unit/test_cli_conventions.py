@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import socket
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -202,3 +206,22 @@ def test_compact_and_rfc3339_forms() -> None:
     assert utc_text(AT.replace(microsecond=0)) == "2026-11-30T12:00:05Z"
     with pytest.raises(ValueError, match="naive"):
         utc_text(AT.replace(tzinfo=None))
+
+
+def test_serve_on_a_port_in_use_says_so_before_starting_anything() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "ledger", "serve", "--port", str(port)],
+            env={**os.environ, **UNREACHABLE},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == EXIT_USAGE
+    assert result.stderr == (
+        f"error: port {port} on 127.0.0.1 is already in use (choose another with --port)\n"
+    )

@@ -6,7 +6,7 @@ import inspect
 
 import ledger
 from ledger.domain import errors
-from ledger.entrypoints.fastapi import FAMILY_STATUS, http_status
+from ledger.entrypoints.fastapi import FAMILY_STATUS, client_error_detail, http_status
 
 
 def all_error_classes() -> list[type[errors.LedgerError]]:
@@ -101,3 +101,14 @@ def test_public_surface_is_sorted_and_pinned() -> None:
     ]
     for name in ledger.__all__:
         assert hasattr(ledger, name)
+
+
+def test_every_client_error_has_a_detail_sentence() -> None:
+    families = set(FAMILY_STATUS) - {errors.RequestTooLarge}
+    client_errors = [c for c in all_error_classes() if http_status(c) < 500 and c not in families]
+    for error_class in client_errors:
+        detail = client_error_detail(error_class())
+        assert detail and "\n" not in detail, error_class.__name__
+    assert client_error_detail(errors.NameRequired("name must not be blank")) == (
+        "name must not be blank"
+    )

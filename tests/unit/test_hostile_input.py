@@ -162,7 +162,10 @@ def test_a_client_error_carries_its_detail_and_a_server_error_does_not() -> None
         "error": "name is required",
         "detail": "name must not be blank",
     }
-    assert _body(NameRequired()) == {"error": "name is required"}
+    assert _body(NameRequired()) == {
+        "error": "name is required",
+        "detail": "name must be 1..100 characters, not blank, no control characters",
+    }
     assert _body(ServiceUnavailable("OperationalError")) == {"error": "service unavailable"}
 
 

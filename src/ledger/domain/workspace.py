@@ -95,7 +95,8 @@ class Workspace(LedgerAggregate):
         """Raise unless ``user_id`` is an owner or admin (404 for non-members, else 403)."""
         role = self.check_member(user_id)
         if not role.can_administer:
-            raise InsufficientPermissions
+            msg = "this needs the owner or admin role in the workspace"
+            raise InsufficientPermissions(msg)
         return role
 
     def _owner_count(self) -> int:
@@ -112,7 +113,8 @@ class Workspace(LedgerAggregate):
     def add_member(self, *, by: UUID, user_id: UUID, role: Role, at: datetime) -> Member:
         actor_role = self.check_administrator(by)
         if role is Role.OWNER and actor_role is not Role.OWNER:
-            raise InsufficientPermissions
+            msg = "only an owner may add an owner"
+            raise InsufficientPermissions(msg)
         if user_id in self.members:
             raise AlreadyMember
         self._emit(self.MemberAdded, at=at, actor=Actor.user(by), user_id=user_id, role=role.value)
@@ -123,7 +125,8 @@ class Workspace(LedgerAggregate):
         target = self._target(user_id)
         touches_owner = Role.OWNER in (role, target.role)
         if touches_owner and actor_role is not Role.OWNER:
-            raise InsufficientPermissions
+            msg = "only an owner may grant or take away the owner role"
+            raise InsufficientPermissions(msg)
         if target.role is role:
             return target
         if target.role is Role.OWNER and self._owner_count() == 1:
@@ -142,7 +145,8 @@ class Workspace(LedgerAggregate):
         actor_role = self.check_administrator(by)
         target = self._target(user_id)
         if target.role is Role.OWNER and actor_role is not Role.OWNER:
-            raise InsufficientPermissions
+            msg = "only an owner may remove an owner"
+            raise InsufficientPermissions(msg)
         self._remove(target, by=by, at=at, left=False)
 
     def leave(self, *, user_id: UUID, at: datetime) -> None:

@@ -34,7 +34,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ledger.application import Ledger, Principal
-from ledger.domain import TokenKind
+from ledger.domain import TokenKind, errors
 from ledger.domain.errors import (
     AuthenticationFailed,
     BadRequest,
@@ -116,6 +116,51 @@ FAMILY_STATUS: dict[type[LedgerError], int] = {
 classes, not codes: the contract uses ``invalid_install_token`` for both a 400 and a 401."""
 
 
+DEFAULT_DETAILS: dict[type[LedgerError], str] = {
+    errors.InvalidRequestBody: "the request body is not JSON of the documented shape",
+    errors.InvalidExpiresInDays: "expires_in_days must be a whole number in 1..3650, or null",
+    errors.NameRequired: "name must be 1..100 characters, not blank, no control characters",
+    errors.InvalidTokenId: "the token id in the path is not a UUID",
+    errors.InvalidWorkspaceId: "the workspace id in the path is not a UUID",
+    errors.InvalidUserId: "the user id is not a UUID",
+    errors.InvalidRole: "role must be one of owner, admin, member",
+    errors.LastOwner: "the workspace would be left without an owner",
+    errors.NotRenewable: "only a personal access token (mul_) sent as the bearer can be renewed",
+    errors.DaemonIdRequired: "daemon_id must be 1..128 characters, not blank",
+    errors.MalformedInstallToken: "token must be an install token (mit_) with a valid checksum",
+    errors.InvalidQueryParameter: "a query parameter is not valid",
+    errors.InvalidCredentialId: "the credential id in the path is not a UUID",
+    errors.UnknownProjection: "no projection has this name",
+    errors.MissingAuthorization: "send the token as an Authorization: Bearer header",
+    errors.InvalidToken: (
+        "the bearer token is unknown, malformed, expired, revoked, consumed, "
+        "or of a kind this route does not take"
+    ),
+    errors.TokenNoLongerValid: "the token is revoked, expired or unknown",
+    errors.InvalidInstallToken: "the install token is unknown, expired or revoked",
+    errors.InstallTokenAlreadyUsed: "the install token was already exchanged",
+    errors.InsufficientPermissions: "your role in the workspace does not allow this",
+    errors.IssuerNotAdmin: "whoever issued the install token is no longer a workspace admin",
+    errors.WorkspaceNotFound: "no workspace with this id has you as a member",
+    errors.TokenNotFound: "you hold no personal access token with this id",
+    errors.DaemonTokenNotFound: "the workspace has no daemon token with this id",
+    errors.MemberNotFound: "the user is not a member of the workspace",
+    errors.UserNotFound: "no user has this id",
+    errors.CredentialNotFound: "no credential with this id that you may read",
+    errors.AlreadyMember: "the user is already a member of the workspace",
+    errors.RequestTooLarge: "the request body is larger than 64 KiB",
+}
+"""What a client error says when the code that raised it said nothing more (one sentence, no
+secret): every 4xx answer carries a ``detail``."""
+
+
+def client_error_detail(error: LedgerError) -> str | None:
+    """The ``detail`` of a client error: its own, else its class's (or its family's)."""
+    if error.detail and error.detail != error.code:
+        return error.detail
+    return next((DEFAULT_DETAILS[c] for c in type(error).__mro__ if c in DEFAULT_DETAILS), None)
+
+
 def http_status(error_class: type[LedgerError]) -> int:
     """The status of the nearest family ``error_class`` belongs to."""
     return next(FAMILY_STATUS[c] for c in error_class.__mro__ if c in FAMILY_STATUS)
@@ -124,14 +169,14 @@ def http_status(error_class: type[LedgerError]) -> int:
 def error_response(error: LedgerError, **extra: str) -> JSONResponse:
     """``{"error": code}`` with the status of the error's family (``http_status``).
 
-    A client error (4xx) whose ``detail`` says more than its code also carries it as
-    ``"detail"``: one sentence about the caller's own input. A server error never does (its
-    detail names internals)."""
+    A client error (4xx) also carries ``"detail"``: one sentence about the caller's own input
+    (``client_error_detail``). A server error never does (its detail names internals)."""
     status = http_status(type(error))
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, AuthenticationFailed) else None
     body = {"error": error.code}
-    if status < 500 and error.detail and error.detail != error.code:
-        body["detail"] = error.detail
+    detail = client_error_detail(error) if status < 500 else None
+    if detail:
+        body["detail"] = detail
     return JSONResponse({**body, **extra}, status_code=status, headers=headers)
 
 
@@ -147,10 +192,12 @@ def add_error_handlers(app: FastAPI) -> None:
 
 __all__ = [
     "BEARER_KINDS",
+    "DEFAULT_DETAILS",
     "FAMILY_STATUS",
     "LedgerAuth",
     "add_error_handlers",
     "bearer_token",
+    "client_error_detail",
     "error_response",
     "http_status",
     "ledger_of_app",

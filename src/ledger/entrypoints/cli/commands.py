@@ -21,7 +21,15 @@ from ledger.bootstrap import migrate as migrate_database
 from ledger.bootstrap import open_ledger
 from ledger.config import Settings
 from ledger.entrypoints.cli.audit import audit_app, projections_app
-from ledger.entrypoints.cli.console import EXIT_REFUSED, command_errors, err, flag, out, print_json
+from ledger.entrypoints.cli.console import (
+    EXIT_REFUSED,
+    BadValue,
+    command_errors,
+    err,
+    flag,
+    out,
+    print_json,
+)
 from ledger.entrypoints.demo import run_demo
 
 app = typer.Typer(
@@ -107,10 +115,14 @@ def serve(
     ] = 1,
 ) -> None:
     """Run the HTTP service (embedded PostgreSQL unless LEDGER_DATABASE_URL is set)."""
-    from ledger.entrypoints.http.server import serve as run_server  # noqa: PLC0415 - keeps other commands light
+    from ledger.entrypoints.http.server import CannotListen  # noqa: PLC0415 - keeps other commands light
+    from ledger.entrypoints.http.server import serve as run_server  # noqa: PLC0415
 
     with command_errors(as_json=False) as settings:
-        run_server(settings, host=host, port=port, workers=workers)
+        try:
+            run_server(settings, host=host, port=port, workers=workers)
+        except CannotListen as error:
+            raise BadValue("cannot listen", str(error)) from None
 
 
 @app.command()

@@ -59,9 +59,15 @@ async def http_error(request: Request, error: Exception) -> Response:
     code = HTTPStatus(error.status_code).phrase.lower()
     _remember(request, code)
     headers = dict(error.headers or {})
+    # The path itself is never echoed: a client may have pasted anything into it.
+    detail = "no route has this path"
     if error.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
         headers["Allow"] = _allowed_methods(request)
-    return JSONResponse({"error": code}, status_code=error.status_code, headers=headers)
+        detail = f"this path takes {headers['Allow']}"
+    elif error.status_code != HTTPStatus.NOT_FOUND:
+        detail = HTTPStatus(error.status_code).description or code
+    body = {"error": code} | ({"detail": detail} if error.status_code < 500 else {})
+    return JSONResponse(body, status_code=error.status_code, headers=headers)
 
 
 async def validation_error(request: Request, error: Exception) -> Response:

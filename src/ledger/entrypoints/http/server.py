@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import logging.config
 import os
@@ -154,6 +155,29 @@ def _exit_signals_recorded() -> Iterator[list[int]]:
             signal.signal(sig, handler)
 
 
+class CannotListen(Exception):
+    """Raised when ``ledger serve`` cannot listen on its address (the port is taken, the host
+    is not this machine's, a privileged port): before anything starts or is logged."""
+
+
+def check_can_listen(host: str, port: int) -> None:
+    """Bind ``host:port`` as uvicorn will (``SO_REUSEADDR``) and let it go; ``CannotListen``
+    saying why if that fails. Port 0 (any free port) always can."""
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                msg = f"port {port} on {host} is already in use (choose another with --port)"
+            else:
+                msg = f"cannot listen on {host}:{port} ({error.strerror or error})"
+            raise CannotListen(msg) from None
+
+
 def serve(
     settings: Settings,
     *,
@@ -161,8 +185,10 @@ def serve(
     port: int = DEFAULT_PORT,
     workers: int = 1,
 ) -> None:
-    """Run the service until SIGTERM or SIGINT; raises ``SchemaMissing`` before listening if
-    the configured database is not migrated."""
+    """Run the service until SIGTERM or SIGINT; raises ``CannotListen`` if the address is
+    taken and ``SchemaMissing`` if the configured database is not migrated, both before
+    anything starts."""
+    check_can_listen(host, port)
     level = settings.log_level_or("INFO")
     logging.config.dictConfig(log_config(level))
     if "prometheus_client" in sys.modules:  # pragma: no cover - an embedding mistake

@@ -100,6 +100,7 @@ def _state(state: CredentialState) -> CredentialStateBody:
 _RFC3339 = re.compile(
     r"(\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:)(\d{2})((\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2}))", re.ASCII
 )
+_NO_ZONE = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?", re.ASCII)
 _LEAP_SECOND = "60"
 
 
@@ -109,6 +110,9 @@ def _instant(value: str | None, field: str) -> Any:
     # A query string decodes "+" to a space: "12:00:00+00:00" arrives as "12:00:00 00:00".
     text = value.replace(" ", "+")
     match = _RFC3339.fullmatch(text)
+    if match is None and _NO_ZONE.fullmatch(text):
+        msg = f"{field} needs a time zone (RFC 3339, e.g. 2026-11-22T12:00:00Z)"
+        raise InvalidQueryParameter(msg)
     if match is None:
         msg = f"{field} is not an RFC 3339 timestamp (e.g. 2026-11-22T12:00:00Z)"
         raise InvalidQueryParameter(msg)
