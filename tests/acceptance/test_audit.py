@@ -62,9 +62,13 @@ def test_who_may_read_a_history(api: Api, world: World, operator: Operator) -> N
     status, body = history(api, "nope", world.owner.token)
     assert (status, body["error"]) == (400, "invalid credential id")
     assert "UUID" in body["detail"]
-    assert history(api, pat["id"], None) == (401, {"error": "missing authorization"})
-    assert history(api, pat["id"], world.daemon_token) == (401, {"error": "invalid token"})
-    assert history(api, pat["id"], world.install_token) == (401, {"error": "invalid token"})
+    for bearer, code in (
+        (None, "missing authorization"),
+        (world.daemon_token, "invalid token"),
+        (world.install_token, "invalid token"),
+    ):
+        status, body = history(api, pat["id"], bearer)
+        assert (status, body["error"]) == (401, code)
 
 
 def test_workspace_feed_pages_with_a_cursor(api: Api, world: World) -> None:

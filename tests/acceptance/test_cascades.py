@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.acceptance.service import Api, wait_until
+from tests.acceptance.service import Api, error_of, wait_until
 from tests.support.world import World
 
 
@@ -27,9 +27,9 @@ def _assert_cascaded(api: Api, world: World, daemon: str, unused: str) -> None:
             what="the cascaded daemon token to be refused",
         )
     whoami = api.get("/api/daemon/whoami", token=daemon)
-    assert (whoami.status_code, whoami.json()) == (401, {"error": "invalid token"})
+    assert error_of(whoami) == (401, "invalid token")
     exchange = api.post("/api/install-tokens/exchange", json={"token": unused, "daemon_id": "late"})
-    assert (exchange.status_code, exchange.json()) == (401, {"error": "invalid_install_token"})
+    assert error_of(exchange) == (401, "invalid_install_token")
     # What others issued is untouched.
     assert api.get("/api/daemon/whoami", token=world.daemon_token).status_code == 200
     listed = api.get(

@@ -116,9 +116,16 @@ def test_invalid_feed_parameters_are_refused(
         ledger.audit.events(**kwargs)  # type: ignore[arg-type]
 
 
-def test_valid_at_needs_a_workspace_or_a_user(ledger: PostgresLedger) -> None:
-    with pytest.raises(InvalidQueryParameter):
-        ledger.audit.valid_at(START)
+def test_valid_at_with_neither_filter_is_every_credential(ledger: PostgresLedger) -> None:
+    alice, _ = new_user(ledger)
+    bob, _ = new_user(ledger)
+    workspace = ledger.create_workspace(alice, "w").id
+    install = ledger.mint_install_token(alice, workspace)
+    pat = ledger.mint_personal_access_token(bob, "b")
+    at = max(install.created_at, pat.info.created_at)
+    everything = {s.credential_id for s in ledger.audit.valid_at(at)}
+    assert {install.id, pat.info.id} <= everything
+    assert everything >= {s.credential_id for s in ledger.audit.valid_at(at, user=bob.user_id)}
 
 
 # ------------------------------------------------------------------- valid_at vs replay
