@@ -16,7 +16,7 @@ from ledger.adapters.recorder import (
     LedgerRecorder,
     _batch_params,
 )
-from ledger.adapters.writer import GroupCommitWriter, _Pending
+from ledger.adapters.writer import GroupCommitWriter
 from ledger.bootstrap import PostgresLedger
 from ledger.domain import Actor, Credential, RevocationReason, TokenKind
 from ledger.domain.credential_row import CredentialRow
@@ -216,10 +216,11 @@ def test_a_batch_the_store_refuses_is_written_one_command_at_a_time(
     writer = GroupCommitWriter(recorder, max_batch=8)
     commands = [minted(ledger) for _ in range(4)]
     try:
-        writer._write([_Pending(c) for _, c in commands])  # one batch, handed over directly
+        outcomes = writer.write_batch([c for _, c in commands])
     finally:
         writer.close()
     assert sizes == [4, 1, 1, 1, 1]
+    assert all(outcome is not None for outcome in outcomes)
     for credential, _ in commands:
         assert ledger.credentials.get(credential.id) is not None
 
