@@ -8,7 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from ledger.domain import Actor
-from ledger.domain.credential import usable_at
+from ledger.domain.credential_row import usable_at
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
