@@ -14,7 +14,7 @@ from ledger.adapters.recorder import (
     BatchCommand,
     BatchIntegrityError,
     LedgerRecorder,
-    _batch_params,
+    batch_params,
 )
 from ledger.adapters.writer import GroupCommitWriter
 from ledger.bootstrap import PostgresLedger
@@ -274,7 +274,7 @@ def test_a_command_racing_an_uncommitted_write_of_its_key_is_refused_whole(
     with psycopg.connect(database_url) as held:  # a transaction left open
         held.execute(
             "SELECT * FROM ledger_write_batch(%s, %s, '10s')",
-            _batch_params([command_for(ledger, fresh)]),
+            batch_params([command_for(ledger, fresh)]),
         )
         outcomes: list[list[int] | None] = []
         racing = threading.Thread(
