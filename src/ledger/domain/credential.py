@@ -317,15 +317,18 @@ EVENT_TYPES: dict[type[LedgerAggregate.Event], str] = {
 """Every credential event class and its type (the audit trail's name, a key of ``FOLDS``)."""
 
 
+_SOURCES = {event_class: sources(type_) for event_class, type_ in EVENT_TYPES.items()}
+
+
 def change_of(event: LedgerAggregate.Event) -> Change:
     """A credential event as the fold reads it."""
-    type_ = EVENT_TYPES[type(event)]
+    event_class = type(event)
     return Change(
-        type_,
+        EVENT_TYPES[event_class],
         event.originator_id,
         event.timestamp,
         event.originator_version,
-        {source: getattr(event, source) for source in sources(type_)},
+        {source: getattr(event, source) for source in _SOURCES[event_class]},
     )
 
 

@@ -15,9 +15,10 @@ type: its class in ``ledger.domain.credential``, a row in ``EVENT_TYPES`` and on
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime
-from typing import Any, Protocol
+from operator import attrgetter
+from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
 from ledger.domain.model import TokenKind
@@ -163,16 +164,8 @@ FOLDS: dict[str, Fold] = {
 }
 """Every credential event type (by its audit trail name) and what it does to the state."""
 
-_UNSET_AT_MINT = tuple(
-    f.name
-    for f in FIELDS
-    if f.default is MISSING and f.name not in {"credential_id", "version", *FOLDS["minted"].sets}
-)
-"""Required fields that no ``Minted`` sets (``None`` until a later event does)."""
 
-
-@dataclass(frozen=True, slots=True)
-class Change:
+class Change(NamedTuple):
     """One credential event as the fold reads it: its type (a key of ``FOLDS``), credential,
     instant, stream version, and the values its ``Fold`` sources name."""
 
@@ -188,19 +181,34 @@ def sources(type_: str) -> tuple[str, ...]:
     return tuple(source for source in FOLDS[type_].sets.values() if source != AT)
 
 
+# The fold works on the row's values by position (a frozen dataclass is slow to ``replace``):
+# each event type's plan is the positions it sets and where each value comes from.
+_INDEX = {name: i for i, name in enumerate(FIELD_NAMES)}
+_ALL_VALUES = attrgetter(*FIELD_NAMES)
+_ID, _VERSION = _INDEX["credential_id"], _INDEX["version"]
+_BLANK = tuple(None if f.default is MISSING else f.default for f in FIELDS)
+"""A row before its ``Minted``: the fields no event set yet (``None`` unless declared)."""
+_PLANS = {
+    type_: tuple((_INDEX[name], source) for name, source in rule.sets.items())
+    for type_, rule in FOLDS.items()
+}
+
+
 def fold(state: CredentialRow | None, change: Change) -> CredentialRow | None:
     """The state after ``change`` (``None``: a credential not minted yet, and still not)."""
     rule = FOLDS[change.type]
     if rule.creates:
-        values: dict[str, Any] = dict.fromkeys(_UNSET_AT_MINT)
-        values.update(_values(rule, change))
-        return CredentialRow(credential_id=change.credential_id, version=change.version, **values)
-    if state is None:
+        values: list[Any] = list(_BLANK)
+        values[_ID] = change.credential_id
+    elif state is None:
         return None
-    if rule.once is not None and getattr(state, rule.once) is not None:
-        return replace(state, version=change.version)
-    return replace(state, version=change.version, **_values(rule, change))
-
-
-def _values(rule: Fold, change: Change) -> dict[str, Any]:
-    return {name: change.at if src == AT else change.values[src] for name, src in rule.sets.items()}
+    else:
+        values = list(_ALL_VALUES(state))
+        if rule.once is not None and values[_INDEX[rule.once]] is not None:
+            values[_VERSION] = change.version
+            return CredentialRow(*values)
+    values[_VERSION] = change.version
+    given = change.values
+    for index, source in _PLANS[change.type]:
+        values[index] = change.at if source == AT else given[source]
+    return CredentialRow(*values)
