@@ -6,14 +6,14 @@ CLI's ``--json`` and the exports all write them, so an event reads the same ever
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from ledger.application.timestamps import utc_text, utc_text_or_none
 from ledger.domain import Actor
-from ledger.domain.credential import usable_at
+from ledger.domain.credential_row import CredentialRow, usable_at
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
@@ -82,6 +82,11 @@ class CredentialState:
     daemon_token_id: UUID | None
     last_used_at: datetime | None = None
 
+    @classmethod
+    def of(cls, row: CredentialRow) -> CredentialState:
+        """The state's fields of a credential's row (each is a field of the declaration)."""
+        return cls(**{name: getattr(row, name) for name in STATE_FIELDS})
+
     def is_usable(self, at: datetime) -> bool:
         """The contract's usability rule (``ledger.domain.credential.usable_at``)."""
         return usable_at(
@@ -142,3 +147,7 @@ class AuditPage:
 
     def to_json(self) -> dict[str, Any]:
         return {"events": [e.to_json() for e in self.events], "next_cursor": self.next_cursor}
+
+
+STATE_FIELDS = tuple(f.name for f in fields(CredentialState))
+"""``CredentialState``'s fields: all of them fields of ``CredentialRow``, by the same names."""
