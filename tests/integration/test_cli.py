@@ -144,3 +144,19 @@ def test_demo_runs_on_the_embedded_server_and_stops_it(tmp_path: Path) -> None:
         if p.info["name"] == "postgres" and str(tmp_path) in " ".join(p.info["cmdline"] or [])
     ]
     assert still_running == []
+
+
+def test_users_create_prints_a_markup_like_name_as_typed_and_the_token_whole(
+    database_url: str, wall_clock_ledger: PostgresLedger
+) -> None:
+    result = ledger_cli(
+        "users",
+        "create",
+        "--name",
+        "[/] [bold]x",
+        env={"LEDGER_DATABASE_URL": database_url, "COLUMNS": "40"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "user [/] [bold]x created" in result.stdout
+    token = next(w for w in result.stdout.split() if w.startswith("mul_"))
+    assert wall_clock_ledger.verify(token).user_id is not None

@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 from pydantic import ValidationError
+from rich.markup import escape
 
 from ledger.application import validation
 from ledger.application.timestamps import compact_utc, utc_text
@@ -101,8 +102,11 @@ def users_create(
     if as_json:
         print_json(data)
         return
-    out.print(f"user [bold]{created.name}[/bold] created: {created.user_id}")
-    out.print(f"personal access token (shown only now): [bold]{created.token}[/bold]")
+    # The name is the operator's text, never markup; the token on a line of its own, never
+    # wrapped, so that it copies whole.
+    out.print(f"user [bold]{escape(created.name)}[/bold] created: {created.user_id}")
+    out.print("personal access token (shown only now):")
+    out.print(f"  [bold]{created.token}[/bold]", soft_wrap=True)
     out.print(f"expires at {compact_utc(created.expires_at)}")
 
 
