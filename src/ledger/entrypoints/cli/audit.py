@@ -130,7 +130,7 @@ def projections_status(as_json: JsonOption = False) -> None:
     out.print(table)
     if any(s.skipped or s.sanitized for s in rows):
         out.print("events not projected as stored: see `ledger projections errors`")
-    out.print(horizon_line(horizon))
+    out.print(horizon_line(horizon), markup=False, highlight=False)  # names from other clients
 
 
 @projections_app.command("errors")
