@@ -218,12 +218,14 @@ class ExchangeRequest(RequestModel):
 
 
 class ErrorBody(BaseModel):
-    """Every error: ``{"error": code}``, with ``detail`` on a client error when there is more
-    to say (a 500 carries ``request_id`` instead)."""
+    """Every error: ``{"error": code}``, with ``detail`` on every client error (4xx; a 500
+    carries ``request_id`` instead)."""
 
     error: str = Field(description="the stable error code")
     detail: str | SkipJsonSchema[None] = Field(
-        default=None, description="one sentence on what was wrong with the request"
+        default=None,
+        description="on every 4xx: one sentence on what was wrong with the request (never a "
+        "secret; for people: branch on `error`)",
     )
     request_id: str | SkipJsonSchema[None] = Field(default=None, description="on 500 answers only")
 
