@@ -194,6 +194,14 @@ def test_the_states_table_fits_80_columns(monkeypatch: pytest.MonkeyPatch) -> No
     assert str(states[0].credential_id)[:8] in text
 
 
+def test_only_uuids_are_shortened(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(audit, "out", Console(file=io.StringIO(), width=80))
+    some = uuid4()
+    assert audit.short_id(some) == str(some)[:8]
+    assert audit.short_id("operator") == "operator"
+    assert audit.short_id(None) == ""
+
+
 def test_a_wide_terminal_shows_whole_ids(monkeypatch: pytest.MonkeyPatch) -> None:
     state = _state("daemon-1")
     lines = _render(lambda: audit._states_table([state]), monkeypatch, width=160)

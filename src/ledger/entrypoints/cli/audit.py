@@ -162,7 +162,7 @@ def projections_errors(
             table,
             e.projection,
             str(e.position),
-            f"{e.stream_id} v{e.stream_version}" if e.stream_id else "",
+            f"{short_id(e.stream_id)} v{e.stream_version}" if e.stream_id else "",
             e.topic,
             e.problem,
             "safe form" if e.projected else "skipped",
@@ -233,6 +233,7 @@ _KINDS: dict[str, str] = {
 }
 WIDE = 120
 """The terminal width from which tables show whole ids."""
+_UUID_TEXT = 36
 
 
 def _table(*columns: str, keep: tuple[str, ...] = ()) -> Table:
@@ -251,11 +252,13 @@ def _add_row(table: Table, *cells: str) -> None:
 
 
 def short_id(value: UUID | str | None) -> str:
-    """An id as a table shows it: whole on a wide terminal, else its first 8 hex digits."""
+    """An id as a table shows it: whole on a wide terminal, else a UUID's first 8 hex digits
+    (anything else, such as a system actor's name, whole)."""
     if value is None:
         return ""
     text = str(value)
-    return text if out.width >= WIDE else text[:8]
+    is_uuid = len(text) == _UUID_TEXT and text.count("-") == 4
+    return text[:8] if is_uuid and out.width < WIDE else text
 
 
 def _time(value: datetime | None, empty: str = "") -> str:
@@ -277,9 +280,6 @@ def _detail(key: str, value: Any) -> str:
         with contextlib.suppress(ValueError):
             return f"{key}:\n{compact_utc(datetime.fromisoformat(text))}"
     return f"{key}: {text}"
-
-
-_UUID_TEXT = 36
 
 
 def _events_table(events: list[AuditEvent], *, subject: bool = True) -> Table:
