@@ -186,6 +186,9 @@ def serve(
                 log_level=level.lower(),
                 access_log=False,
                 server_header=False,
+                # The client address is the socket's unless LEDGER_TRUSTED_PROXY_HEADER says
+                # otherwise (ledger.entrypoints.http.abuse): uvicorn must not rewrite it.
+                proxy_headers=False,
                 timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
             )
         log.info("ledger stopped; stopping the database")
