@@ -122,7 +122,8 @@ class AbuseControls:
         """Count, log and (on the exchange) throttle a failed authentication."""
         if not isinstance(error, AuthenticationFailed | MalformedInstallToken):
             return
-        route = getattr(scope.get("route"), "path", "<unmatched>")
+        matched = scope.get("route")
+        route = getattr(matched, "path_format", None) or getattr(matched, "path", "<unmatched>")
         address = self.address_of(scope)
         state: dict[str, Any] = scope.get("state", {})
         prefix = state.get(PRESENTED_PREFIX_KEY)

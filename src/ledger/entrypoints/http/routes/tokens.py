@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import TypeAdapter
+from starlette.convertors import Convertor, register_url_convertor
 
 from ledger.application import paging, validation
 from ledger.domain.errors import InvalidQueryParameter
@@ -33,6 +34,23 @@ from ledger.entrypoints.http.routes._errors import (
 )
 
 router = APIRouter(prefix="/api/tokens", tags=["personal access tokens"])
+
+
+class _TokenId(Convertor[str]):
+    """A token id in a path: any segment but ``revoke-all``, which is a route of its own (so
+    that ``DELETE /api/tokens/revoke-all`` is 405, not an attempt to revoke a token by that
+    id). A malformed id still reaches the route, which answers 400 ``invalid token id``."""
+
+    regex = "(?!revoke-all$)[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("token_id", _TokenId())
 _instant: TypeAdapter[UtcDateTime] = TypeAdapter(UtcDateTime)
 
 
@@ -66,7 +84,7 @@ _LIST_QUERY = {
         query_param(
             "cursor",
             'opaque: take it from the `Link: <…>; rel="next"` header of the page before',
-            {"type": "string", "maxLength": 100},
+            {"type": "string", "maxLength": 100, "pattern": "^[A-Za-z0-9_-]*$"},
         ),
         query_param(
             "expiring_within_days",
@@ -177,7 +195,7 @@ def renew_current(
 
 
 @router.delete(
-    "/{token_id}",
+    "/{token_id:token_id}",
     status_code=204,
     response_class=Response,
     summary="Revoke one of the caller's tokens (also 204 when already revoked)",
