@@ -1,12 +1,13 @@
-"""The Audit trail: one row per credential or membership event, for the auditors' queries.
+"""The Audit trail: one row per credential, membership or user-creation event, for the
+auditors' queries.
 
 Each row has the contract's audit fields: the credential id (or the membership's workspace and
 user), ``kind``, ``type``, ``at``, ``actor`` and the type-specific fields in ``data`` (``reason``
-and ``note`` on ``revoked``, ``expires_at_before``/``expires_at_after`` on ``renewed``,
-``daemon_token_id`` on ``consumed``, ``role`` on membership events, ``name`` and ``email`` on
-``user_created``, ...). ``position`` is the event's ordinal in
-the log (``ledger.adapters.log_order``): rows only ever arrive at the end, which is what makes
-cursor pagination stable.
+and, when one was given, ``note`` on ``revoked``, ``expires_at_before``/``expires_at_after`` on
+``renewed``, ``daemon_token_id`` on ``consumed``, ``role`` on membership events, ``name`` and
+``email`` on ``user_created``, ...). ``position`` is the event's ordinal in the log
+(``ledger.adapters.log_order``): rows only ever arrive at the end, which is what makes cursor
+pagination stable.
 
 ``user_id`` is the user the event concerns: the holder of a personal access token, the issuer
 of an install or daemon token, the member of a membership event, the new user of
@@ -191,7 +192,9 @@ def _renewed(
 def _revoked(
     position: int, event: Credential.Revoked, context: CredentialContext | None
 ) -> AuditRow:
-    data = {"reason": event.reason, "note": event.note}
+    data = {"reason": event.reason}
+    if event.note is not None:
+        data["note"] = event.note
     return _credential_row(position, event, context, "revoked", data)
 
 
@@ -377,7 +380,7 @@ class AuditTrailView(LedgerView):
 
 
 class AuditTrail(LedgerProjection[AuditTrailView]):
-    """One row per credential or membership event (``ledger_audit``)."""
+    """One row per credential, membership or user-creation event (``ledger_audit``)."""
 
     name = "audit_trail"
     view_class: ClassVar[type[LedgerView]] = AuditTrailView

@@ -64,11 +64,15 @@ _MAX_ADDRESS = 64
 
 def display_prefix(token: object) -> str | None:
     """The first 12 characters of a presented token when they look like token text (what the
-    ledger itself shows of a token); ``None`` for anything else."""
+    ledger itself shows of a token) and are at most half of it; ``None`` for anything else (a
+    short made-up token would otherwise be logged whole)."""
     if not isinstance(token, str):
         return None
-    head = token.strip()[:DISPLAY_PREFIX_LENGTH]
-    return head if _SAFE_PREFIX.fullmatch(head) else None
+    text = token.strip()
+    head = text[:DISPLAY_PREFIX_LENGTH]
+    if len(text) < 2 * DISPLAY_PREFIX_LENGTH or not _SAFE_PREFIX.fullmatch(head):
+        return None
+    return head
 
 
 def _clean_address(text: str) -> str:
