@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from ledger.domain import Actor
-from ledger.domain.credential import usable_at
+from ledger.domain.credential_row import CredentialRow, usable_at
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
@@ -69,6 +69,11 @@ class CredentialState:
     consumed_at: datetime | None
     daemon_token_id: UUID | None
     last_used_at: datetime | None = None
+
+    @classmethod
+    def of(cls, row: CredentialRow) -> CredentialState:
+        """The state's fields of a credential's row (each is a field of the declaration)."""
+        return cls(**{name: getattr(row, name) for name in STATE_FIELDS})
 
     def is_usable(self, at: datetime) -> bool:
         """The contract's usability rule (``ledger.domain.credential.usable_at``)."""
@@ -139,3 +144,7 @@ def current_workspaces(events: Iterable[AuditEvent]) -> list[UUID]:
         elif event.type == "member_removed":
             joined.pop(event.workspace_id, None)
     return list(joined)
+
+
+STATE_FIELDS = tuple(f.name for f in fields(CredentialState))
+"""``CredentialState``'s fields: all of them fields of ``CredentialRow``, by the same names."""
