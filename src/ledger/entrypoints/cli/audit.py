@@ -20,8 +20,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from ledger.application import paging
 from ledger.application.audit import MAX_LIMIT
-from ledger.application.timestamps import compact_utc
+from ledger.application.timestamps import compact_utc, utc_text
+from ledger.application.views import ExpiringCredential
 from ledger.bootstrap import open_ledger
 from ledger.domain import TokenKind
 from ledger.domain.errors import InvalidQueryParameter, UnknownProjection
@@ -290,7 +292,8 @@ def _events_table(events: list[AuditEvent], *, subject: bool = True) -> Table:
         elif e.credential_id:
             what = f"{e.type}\n{_kind(e.kind)} {short_id(e.credential_id)}"
         else:
-            what = f"{e.type}\nmember {short_id(e.user_id)}"
+            holder = "user" if e.type == "user_created" else "member"
+            what = f"{e.type}\n{holder} {short_id(e.user_id)}"
         details = "\n".join(_detail(k, v) for k, v in e.data.items() if v is not None)
         _add_row(
             table,
@@ -419,6 +422,63 @@ def audit_valid_at(
         print_json([s.to_json() for s in states])
         return
     out.print(_states_table(states))
+
+
+@audit_app.command("expiring")
+def audit_expiring(
+    within_days: Annotated[
+        int, typer.Option("--within-days", help="expiring after now and at most N days from now")
+    ],
+    workspace: Annotated[str | None, typer.Option(help="workspace id")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Credentials about to expire (neither revoked nor consumed), soonest first, with their
+    holders: the user of a personal access token, the issuer of an install or daemon token."""
+    with command_errors(as_json=as_json) as settings:
+        with flag("--within-days", "the number of days"):
+            paging.check_days(within_days)
+        with flag("--workspace"):
+            ws = _uuid(workspace, "workspace")
+        with open_ledger(settings) as ledger:
+            found = ledger.expiring_credentials(within_days, ws)
+    if as_json:
+        print_json([_expiring_json(e) for e in found])
+        return
+    table = _table(
+        "id",
+        "kind",
+        "prefix",
+        "name",
+        "expires",
+        "holder",
+        "workspace",
+        keep=("id", "kind", "prefix", "expires", "workspace"),
+    )
+    for e in found:
+        _add_row(
+            table,
+            short_id(e.id),
+            _kind(e.kind),
+            e.token_prefix,
+            e.name or e.daemon_id or "",
+            _time(e.expires_at),
+            f"{e.holder_name or '?'} {short_id(e.holder_id)}" if e.holder_id else "",
+            short_id(e.workspace_id),
+        )
+    out.print(table)
+
+
+def _expiring_json(e: ExpiringCredential) -> dict[str, Any]:
+    return {
+        "id": str(e.id),
+        "kind": e.kind,
+        "token_prefix": e.token_prefix,
+        "name": e.name,
+        "workspace_id": str(e.workspace_id) if e.workspace_id else None,
+        "daemon_id": e.daemon_id,
+        "expires_at": utc_text(e.expires_at),
+        "holder": {"user_id": str(e.holder_id), "name": e.holder_name} if e.holder_id else None,
+    }
 
 
 # Tamper evidence (ADR 0019): the commands live in their own module.

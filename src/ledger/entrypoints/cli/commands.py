@@ -21,6 +21,7 @@ from ledger.application.timestamps import compact_utc, utc_text
 from ledger.bootstrap import migrate as migrate_database
 from ledger.bootstrap import open_ledger
 from ledger.config import Settings
+from ledger.domain.errors import InvalidUserId
 from ledger.entrypoints.cli.audit import audit_app, projections_app
 from ledger.entrypoints.cli.console import (
     EXIT_REFUSED,
@@ -108,6 +109,29 @@ def users_create(
     out.print("personal access token (shown only now):")
     out.print(f"  [bold]{created.token}[/bold]", soft_wrap=True)
     out.print(f"expires at {compact_utc(created.expires_at)}")
+
+
+@users_app.command("offboard")
+def users_offboard(
+    user_id: Annotated[str, typer.Argument(help="the user's id")],
+    note: Annotated[
+        str | None, typer.Option("--note", help="why (1..200 characters), kept in the events")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Revoke, in one commit, every personal access token of the user and every daemon and
+    install token they issued in any workspace (reason `offboarded`)."""
+    with command_errors(as_json=as_json) as settings:
+        with flag("USER_ID", "user id"):
+            uid = validation.uuid(user_id, InvalidUserId)
+        with flag("--note"):
+            validation.note(note)
+        with open_ledger(settings) as ledger:
+            revoked = ledger.offboard_user(uid, note)
+    if as_json:
+        print_json({"user_id": str(uid), "revoked": revoked})
+        return
+    out.print(f"user {uid} offboarded: {revoked} credentials revoked")
 
 
 @app.command()
