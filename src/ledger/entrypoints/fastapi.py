@@ -126,6 +126,7 @@ DEFAULT_DETAILS: dict[type[LedgerError], str] = {
     errors.InvalidWorkspaceId: "the workspace id in the path is not a UUID",
     errors.InvalidUserId: "the user id is not a UUID",
     errors.InvalidRole: "role must be one of owner, admin, member",
+    errors.InvalidNote: "note must be 1..200 characters, not blank, no control characters",
     errors.LastOwner: "the workspace would be left without an owner",
     errors.NotRenewable: "only a personal access token (mul_) sent as the bearer can be renewed",
     errors.DaemonIdRequired: "daemon_id must be 1..128 characters, not blank",
