@@ -127,7 +127,9 @@ class TokenLog:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, token: object) -> None:
-        if isinstance(token, str) and token[:4] in {"mul_", "mdt_", "mit_"}:
+        # A made-up text no longer than a display prefix ("mdt_x") is no secret, and would
+        # match the logged prefix of any real token that happens to start with it.
+        if isinstance(token, str) and token[:4] in {"mul_", "mdt_", "mit_"} and len(token) > 12:
             with self.lock:
                 self.tokens.add(token)
 
