@@ -3,10 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Swagger UI and ReDoc for /docs and /redoc, from pinned npm tarballs (checked by SHA-256).
+DOCS_ASSETS := src/ledger/entrypoints/http/docs_assets/MANIFEST.json
 
 .PHONY: setup run demo test check lint typecheck bench fuzz clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(DOCS_ASSETS)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,18 +16,21 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
+$(DOCS_ASSETS): scripts/vendor_docs_assets.py
+	$(PYTHON) scripts/vendor_docs_assets.py
+
+run: setup
 	$(BIN)/ledger serve
 
-demo: $(STAMP)
+demo: setup
 	$(BIN)/ledger demo
 
-test: $(STAMP)
+test: setup
 	TZ=UTC $(BIN)/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP)

@@ -20,7 +20,16 @@ from ledger.entrypoints.http import errors
 from ledger.entrypoints.http.dependencies import MAX_BODY_BYTES
 from ledger.entrypoints.http.middleware import RequestMiddleware
 from ledger.entrypoints.http.openapi import finish_openapi
-from ledger.entrypoints.http.routes import audit, daemon, install, ops, tokens, users, workspaces
+from ledger.entrypoints.http.routes import (
+    audit,
+    daemon,
+    docs,
+    install,
+    ops,
+    tokens,
+    users,
+    workspaces,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (
     ops.router,
@@ -30,6 +39,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     install.router,
     daemon.router,
     audit.router,
+    docs.router,
 )
 """Every route family of the service, in the order of the OpenAPI document."""
 
@@ -67,6 +77,9 @@ def create_app(ledger: PostgresLedger, *, hooks: Sequence[Hook] = ()) -> FastAPI
         description=DESCRIPTION,
         version="0.1.0",
         lifespan=lifespan,
+        # Served by ``routes.docs`` from vendored assets: FastAPI's pages load them from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.ledger = ledger
     for router in ROUTERS:
