@@ -22,7 +22,7 @@ from rich.text import Text
 from ledger.application.audit import MAX_LIMIT
 from ledger.bootstrap import open_ledger
 from ledger.domain.errors import InvalidQueryParameter
-from ledger.entrypoints.cli import tamper
+from ledger.entrypoints.cli import audit_export, tamper
 from ledger.entrypoints.cli.console import command_errors, out, print_json
 from ledger.projections import NAMES, AuditEvent, CredentialState
 from ledger.projections.queries import parse_instant
@@ -329,3 +329,6 @@ def audit_valid_at(
 audit_app.command("checkpoint")(tamper.checkpoint)
 audit_app.command("verify")(tamper.verify)
 audit_app.command("repair-auth")(tamper.repair)
+
+# Export and report for auditors: their own modules too.
+audit_app.command("export")(audit_export.export)
