@@ -22,7 +22,7 @@ from rich.text import Text
 from ledger.application.audit import MAX_LIMIT
 from ledger.bootstrap import open_ledger
 from ledger.domain.errors import InvalidQueryParameter
-from ledger.entrypoints.cli import audit_export, tamper
+from ledger.entrypoints.cli import audit_export, audit_report, tamper
 from ledger.entrypoints.cli.console import command_errors, out, print_json
 from ledger.projections import NAMES, AuditEvent, CredentialState
 from ledger.projections.queries import parse_instant
@@ -332,3 +332,4 @@ audit_app.command("repair-auth")(tamper.repair)
 
 # Export and report for auditors: their own modules too.
 audit_app.command("export")(audit_export.export)
+audit_app.command("report")(audit_report.report)

@@ -71,7 +71,7 @@ def from_csv_row(row: dict[str, str]) -> dict[str, Any]:
     return body | details
 
 
-def _uuid(value: str | None, field: str) -> UUID | None:
+def parse_uuid(value: str | None, field: str) -> UUID | None:
     if value is None:
         return None
     try:
@@ -126,7 +126,7 @@ def export(
 ) -> None:
     """Every audit event in log order, each with its position and its stored event's hash."""
     with command_errors(as_json=False) as settings:
-        ws = _uuid(workspace, "workspace")
+        ws = parse_uuid(workspace, "workspace")
         start = None if since is None else parse_instant(since, "since")
         with open_ledger(settings) as ledger:
             total, events = ledger.audit.export(workspace=ws, since=start)
