@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Swagger UI and ReDoc for /docs and /redoc, from pinned npm tarballs (checked by SHA-256).
 DOCS_ASSETS := src/ledger/entrypoints/http/docs_assets/MANIFEST.json
 
-.PHONY: setup run demo test check lint typecheck bench fuzz clean
+.PHONY: setup run demo test check check-render lint typecheck bench fuzz clean
 
 setup: $(STAMP) $(DOCS_ASSETS)
 
@@ -37,6 +37,11 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 check: lint typecheck test
+
+# /docs, /redoc and an audit report rendered in headless Chromium (Debian's `chromium`; skipped
+# without it, except under CI=true). Not part of `make test`, which needs no browser.
+check-render: setup
+	$(BIN)/python scripts/check_render.py
 
 # The whole suite (at most 10 minutes); `python -m bench --quick` runs in about a minute.
 bench: $(STAMP)
