@@ -2,8 +2,8 @@
 
 ``make check-render`` runs it (``.ci/run`` after the tests; ``make test`` needs no browser):
 
-1. a scratch embedded PostgreSQL under a temporary ``LEDGER_DATA_DIR`` gets a small history
-   (users with hostile names, a workspace, an exchange, a member removal that revokes);
+1. a scratch embedded PostgreSQL under a temporary ``LEDGER_DATA_DIR`` gets a week of history
+   (a workspace, exchanges, a revocation, a member removal that revokes; names with markup);
 2. ``ledger audit report --workspace …`` writes its page; ``ledger serve`` starts on a free port;
 3. Chromium (Debian's ``chromium``) loads each page with every host name but 127.0.0.1
    unresolvable, so anything fetched from elsewhere fails, dumps the rendered DOM and takes a
@@ -29,11 +29,13 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from PIL import Image
 
 from ledger import Settings, TokenKind, open_ledger
+from ledger.domain.clock import ManualClock
 
 WINDOW = (1280, 1000)
 BUDGET_MS = 20_000
@@ -61,22 +63,41 @@ def free_port() -> int:
         return port
 
 
-def seed(data_dir: Path) -> str:
-    """A small history on the embedded server under ``data_dir``; the workspace's id."""
-    with open_ledger(Settings(data_dir=data_dir)) as ledger:
+def seed(data_dir: Path) -> tuple[str, str]:
+    """A week of history on the embedded server under ``data_dir``: the workspace's id, and an
+    instant in its middle (the report's point in time). ``docs/report.png`` is this report."""
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=6)
+    clock = ManualClock(start)
+    day = timedelta(days=1)
+    with open_ledger(Settings(data_dir=data_dir), clock=clock) as ledger:
         alice = ledger.create_user("Alice")
-        bob = ledger.create_user("<script>alert('Bob')</script>")
+        bob = ledger.create_user("Bob")
+        mallory = ledger.create_user("Mallory <script>alert('Mallory')</script>")
         owner = ledger.verify(alice.token, {TokenKind.PERSONAL_ACCESS_TOKEN})
         admin = ledger.verify(bob.token, {TokenKind.PERSONAL_ACCESS_TOKEN})
-        workspace = ledger.create_workspace(owner, "acme <b>prod</b>")
+        workspace = ledger.create_workspace(owner, "acme-prod")
         ledger.add_member(owner, workspace.id, bob.user_id, "admin")
-        first = ledger.mint_install_token(admin, workspace.id)
-        ledger.exchange_install_token(first.token, "build-box-1")
-        second = ledger.mint_install_token(owner, workspace.id)
-        ledger.exchange_install_token(second.token, 'db-host-"2"')
-        ledger.mint_install_token(owner, workspace.id)
+        ledger.add_member(owner, workspace.id, mallory.user_id, "member")
+        clock.advance(day / 4)
+        build = ledger.mint_install_token(admin, workspace.id)
+        clock.advance(timedelta(minutes=3))
+        ledger.exchange_install_token(build.token, "build-box-1")
+        clock.advance(day)
+        database = ledger.mint_install_token(owner, workspace.id)
+        clock.advance(timedelta(minutes=5))
+        db_host = ledger.exchange_install_token(database.token, "db-host-2")
+        clock.advance(day)
+        ledger.mint_install_token(owner, workspace.id)  # never exchanged: it expires
+        clock.advance(day)
+        middle = clock.now()
+        clock.advance(day / 2)
+        ledger.revoke_daemon_token(owner, workspace.id, db_host.token_id)
+        clock.advance(day)
+        runner = ledger.mint_install_token(owner, workspace.id)
+        ledger.exchange_install_token(runner.token, "ci-<b>runner</b>")
+        clock.advance(day / 2)
         ledger.remove_member(owner, workspace.id, bob.user_id)
-        return str(workspace.id)
+        return str(workspace.id), middle.isoformat()
 
 
 def run_ledger(env: dict[str, str], *args: str) -> None:
@@ -211,7 +232,8 @@ def check(browser: Browser, base: str, report: Path, out: Path) -> list[str]:
     url = report.as_uri()
     page = browser.dom(url)
     expect("report", page, "<svg", 'class="timeline"', "revoked (member_removed)")
-    if "<script>alert" in page:
+    expect("report", page, "Mallory &lt;script&gt;", "ci-&lt;b&gt;runner&lt;/b&gt;")
+    if "<script>alert" in page or "<b>runner" in page:
         raise CheckFailed("report: a stored name became markup")
     image = browser.screenshot(url, out / "report.png")
     lines.append(check_screenshot("report", image, ("#2e7d32", "#c62828", "#6a1b9a")))
@@ -235,9 +257,10 @@ def main() -> int:
         tmp = Path(scratch)
         env = {k: v for k, v in os.environ.items() if k != "LEDGER_DATABASE_URL"}
         env["LEDGER_DATA_DIR"] = str(tmp / "data")
-        workspace = seed(tmp / "data")
+        workspace, middle = seed(tmp / "data")
         report = out / "report.html"
-        run_ledger(env, "audit", "report", "--workspace", workspace, "--out", str(report))
+        report_args = ("--workspace", workspace, "--at", middle, "--out", str(report))
+        run_ledger(env, "audit", "report", *report_args)
         browser = Browser(chromium, tmp / "profile")
         try:
             with serving(env, out / "serve.log") as base:
