@@ -95,7 +95,8 @@ def test_docs_requests_are_counted_and_logged_under_their_own_routes(
         assert api.get(page).status_code == 200
     assert api.get("/docs/assets/swagger-ui.css").status_code == 200
     metrics = api.get("/metrics").text
-    for route in ("/docs", "/redoc", "/docs/assets/{name}"):
+    assert api.get("/openapi.json").status_code == 200
+    for route in ("/docs", "/redoc", "/docs/assets/{name}", "/openapi.json"):
         assert f'method="GET",route="{route}",status="200"' in metrics, route
     lines = [json.loads(line) for line in service.log_text().splitlines() if line.startswith("{")]
     routes = {line.get("route") for line in lines if line.get("method") == "GET"}

@@ -77,9 +77,11 @@ def create_app(ledger: PostgresLedger, *, hooks: Sequence[Hook] = ()) -> FastAPI
         description=DESCRIPTION,
         version="0.1.0",
         lifespan=lifespan,
-        # Served by ``routes.docs`` from vendored assets: FastAPI's pages load them from a CDN.
+        # Served by ``routes.docs``: the pages from vendored assets (FastAPI's load them from a
+        # CDN), and all three as routes that the access log and metrics can name.
         docs_url=None,
         redoc_url=None,
+        openapi_url=None,
     )
     app.state.ledger = ledger
     for router in ROUTERS:

@@ -4,8 +4,10 @@ FastAPI's own pages load their scripts, stylesheets and favicon from a CDN, so t
 a machine without internet access. These pages load them from the service itself
 (``/docs/assets/…``): the files come from pinned npm packages that ``make setup`` vendors into
 ``docs_assets/`` beside this module (``scripts/vendor_docs_assets.py``, which checks each
-tarball's SHA-256 and keeps the packages' licence files). The routes are ordinary routes, so
-their requests are counted and logged under their own path, never as ``<unmatched>``.
+tarball's SHA-256 and keeps the packages' licence files). The pages and ``/openapi.json`` are
+routes of the API's own kind (FastAPI records the matched route only for those; the ones it adds
+itself are plain Starlette routes), so their requests are counted and logged under their own
+path, never as ``<unmatched>``.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from pathlib import Path
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "docs_assets"
 ASSETS_PATH = "/docs/assets"
+OPENAPI_PATH = "/openapi.json"
 
 ASSETS: dict[str, str] = {
     "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
@@ -34,14 +37,15 @@ ASSETS: dict[str, str] = {
 router = APIRouter(include_in_schema=False)
 
 
-def _openapi_url(request: Request) -> str:
-    return request.app.openapi_url or "/openapi.json"
+@router.get(OPENAPI_PATH)
+def openapi(request: Request) -> JSONResponse:
+    return JSONResponse(request.app.openapi())
 
 
 @router.get("/docs")
 def swagger_ui(request: Request) -> HTMLResponse:
     return get_swagger_ui_html(
-        openapi_url=_openapi_url(request),
+        openapi_url=OPENAPI_PATH,
         title=f"{request.app.title} — Swagger UI",
         swagger_js_url=f"{ASSETS_PATH}/swagger-ui-bundle.js",
         swagger_css_url=f"{ASSETS_PATH}/swagger-ui.css",
@@ -54,7 +58,7 @@ def swagger_ui(request: Request) -> HTMLResponse:
 @router.get("/redoc")
 def redoc(request: Request) -> HTMLResponse:
     return get_redoc_html(
-        openapi_url=_openapi_url(request),
+        openapi_url=OPENAPI_PATH,
         title=f"{request.app.title} — ReDoc",
         redoc_js_url=f"{ASSETS_PATH}/redoc.standalone.js",
         redoc_favicon_url=f"{ASSETS_PATH}/favicon-32x32.png",
