@@ -9,7 +9,8 @@
    unresolvable, so anything fetched from elsewhere fails, dumps the rendered DOM and takes a
    screenshot; the checks read both: Swagger UI built its list of operations, ReDoc its
    reference, the report its timelines; each screenshot has the window's size, is not blank
-   (many colours, much of it not white) and shows the colours the page is drawn with.
+   (many colours, much of it not white) and shows the colours the page is drawn with; the
+   report also prints (to PDF, with its print styles).
 
 Without Chromium it says so and exits 0, except under ``CI=true``, where it fails.
 Usage: ``python scripts/check_render.py [--out DIR]`` (screenshots kept in DIR).
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -179,6 +181,10 @@ class Browser:
     def dom(self, url: str) -> str:
         return self._run("--dump-dom", url)
 
+    def pdf(self, url: str, path: Path) -> bytes:
+        self._run("--no-pdf-header-footer", f"--print-to-pdf={path}", url)
+        return path.read_bytes()
+
     def screenshot(self, url: str, path: Path) -> Image.Image:
         self._run(f"--screenshot={path}", url)
         return Image.open(path).convert("RGB")
@@ -237,6 +243,11 @@ def check(browser: Browser, base: str, report: Path, out: Path) -> list[str]:
         raise CheckFailed("report: a stored name became markup")
     image = browser.screenshot(url, out / "report.png")
     lines.append(check_screenshot("report", image, ("#2e7d32", "#c62828", "#6a1b9a")))
+    printed = browser.pdf(url, out / "report.pdf")
+    pages = len(re.findall(rb"/Type\s*/Page\b", printed))
+    if not printed.startswith(b"%PDF") or pages < 1:
+        raise CheckFailed("report: printing it made no PDF pages")
+    lines.append(f"report printed: {pages} PDF pages, {len(printed)} bytes")
     return lines
 
 

@@ -80,11 +80,14 @@ def _current() -> bool:
 
 
 def _pack(name: str, version: str, into: Path) -> Path:
-    subprocess.run(
-        ["npm", "pack", f"{name}@{version}", "--pack-destination", str(into), "--silent"],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    try:
+        subprocess.run(
+            ["npm", "pack", f"{name}@{version}", "--pack-destination", str(into), "--silent"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    except subprocess.CalledProcessError as error:
+        sys.exit(f"npm pack {name}@{version} failed (exit {error.returncode}): see above")
     return into / f"{name}-{version}.tgz"
 
 

@@ -130,6 +130,14 @@ def _user(user_id: UUID | str | None, names: Mapping[str, str]) -> str:
     return f'{shown}<span class="id">{_text(user_id)}</span>'
 
 
+def _short_user(user_id: UUID | None, names: Mapping[str, str]) -> str:
+    """A user by name (the id on hover), or by the id's first block when the name is unknown."""
+    if user_id is None:
+        return ""
+    name = names.get(str(user_id)) or f"{str(user_id)[:8]}…"
+    return f'<span title="{_text(user_id)}">{_text(name)}</span>'
+
+
 def _why(event: AuditEvent, names: Mapping[str, str]) -> str:
     """The type-specific part of an event, in words."""
     data = event.data
@@ -324,7 +332,7 @@ def _summary(lanes: list[Lane], at: datetime, now: datetime, names: Mapping[str,
         state = lane.final
         minted = _instant(lane.events[0].at)
         replays = sum(1 for e in lane.events if e.type == "replay_detected")
-        holder = _user((state.user_id or state.created_by) if state else None, names)
+        holder = _short_user((state.user_id or state.created_by) if state else None, names)
         rows.append(
             f'<tr><td><a href="#credential-{_text(lane.credential_id)}">'
             f"{_text(_label(lane))}</a></td><td>{holder}</td><td>{_text(minted)}</td>"
