@@ -232,6 +232,7 @@ def test_every_metric_to_alert_on_is_exported(services: tuple[ServeProcess, Serv
     assert len(names) >= 6
     client = Api(one.base_url, TokenLog())
     try:
+        assert client.get("/api/me").status_code == 401  # an authentication failure counted
         text = client.get("/metrics").text
     finally:
         client.close()
