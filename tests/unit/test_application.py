@@ -7,11 +7,13 @@ Fast and store-free: what each operation decides and returns. PostgreSQL-only be
 from __future__ import annotations
 
 from datetime import timedelta
+from uuid import uuid4
 
 import pytest
 
 from ledger.application import Ledger
-from ledger.domain import RevocationReason, Role, TokenKind
+from ledger.domain import RevocationReason, Role, TokenKind, User
+from ledger.domain.base import LedgerAggregate
 from ledger.domain.clock import ManualClock
 from ledger.domain.errors import (
     CredentialNotFound,
@@ -20,6 +22,7 @@ from ledger.domain.errors import (
     InvalidToken,
     IssuerNotAdmin,
     TokenNotFound,
+    UserNotFound,
 )
 from tests.support.memory import memory_ledger
 from tests.support.principals import START, load_credential, new_user
@@ -42,6 +45,24 @@ def test_a_new_users_token_verifies_to_them(ledger: Ledger) -> None:
     assert principal.user_id == created.user_id
     assert created.expires_at == START + timedelta(days=90)
     assert ledger.get_user(created.user_id).email == "ada@example.org"
+
+
+def test_a_user_is_read_once_then_answered_from_memory(ledger: Ledger) -> None:
+    """``get_user`` keeps its answers because a user never changes after ``Created``: a new
+    event class on ``User`` must end that (this test fails first)."""
+    created = ledger.create_user("ada", "ada@example.org")
+    assert ledger.cached_user(created.user_id) is None
+    first = ledger.get_user(created.user_id)
+    assert ledger.cached_user(created.user_id) == first
+    events = [
+        value
+        for value in vars(User).values()
+        if isinstance(value, type) and issubclass(value, LedgerAggregate.Event)
+    ]
+    assert set(events) == {User.Event, User.Created}  # the base the library adds, and Created
+    with pytest.raises(UserNotFound):
+        ledger.get_user(uuid4())
+    assert ledger.get_user(created.user_id) is first
 
 
 def test_mint_list_revoke_and_ownership(ledger: Ledger, clock: ManualClock) -> None:

@@ -385,3 +385,42 @@ def test_a_clock_without_nanos_serves_the_verifier_through_now() -> None:
     clock.at = T0 + timedelta(seconds=1)
     with pytest.raises(InvalidToken):
         verifier.verify(raw)
+
+
+def test_a_cache_only_lookup_never_reads_the_table_and_agrees_with_verify() -> None:
+    clock = ManualClock(T0)
+    raw, r = row()
+    revoked_raw, revoked = row()
+    table = FakeTable(r, replace(revoked, revoked_at=T0))
+    verifier = make(clock, table)
+    assert verifier.verify_cached(raw) is None  # a miss: the caller must read
+    assert table.reads == 0
+    assert verifier.verify_cached(raw) is None
+    principal = verifier.verify(raw)
+    assert verifier.verify_cached(raw) == principal
+    assert table.reads == 1
+    with pytest.raises(InvalidToken):
+        verifier.verify_cached(raw, {TokenKind.DAEMON_TOKEN})
+    with pytest.raises(InvalidToken):
+        verifier.verify_cached("mul_short")  # refused without the cache, as verify does
+    assert verifier.verify_cached("mul_" + "x" * (TOKEN_LENGTH - 4)) is None  # verify decides
+    with pytest.raises(InvalidToken):
+        verifier.verify(revoked_raw)
+    with pytest.raises(InvalidToken):  # the cached refusal, from the cache alone
+        verifier.verify_cached(revoked_raw)
+    assert table.reads == 2
+    verifier.cache.evict([r.credential_id])
+    assert verifier.verify_cached(raw) is None
+    assert table.reads == 2
+
+
+def test_a_cache_only_hit_notes_the_use() -> None:
+    clock = ManualClock(T0)
+    raw, r = row()
+    usage = FakeUsage()
+    cache = VerifierCache(max_ttl=timedelta(seconds=60), max_entries=10)
+    verifier = Verifier(FakeTable(r), cache, clock, usage)
+    verifier.verify(raw)
+    clock.advance(timedelta(seconds=2))
+    verifier.verify_cached(raw)
+    assert usage.noted == [(r.credential_id, T0), (r.credential_id, T0 + timedelta(seconds=2))]

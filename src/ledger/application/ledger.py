@@ -87,6 +87,9 @@ from ledger.domain.tokens import hash_token, issue, parse_kind
 
 log = logging.getLogger(__name__)
 
+USER_CACHE_ENTRIES = 100_000
+"""Users whose ``get_user`` answer a process keeps (all forgotten at once when full)."""
+
 P = ParamSpec("P")
 R = TypeVar("R")
 A = TypeVar("A", bound=LedgerAggregate)
@@ -164,6 +167,7 @@ class Ledger(Application[UUID]):
         self.clock: Clock = clock or SystemClock()
         self.command_attempts = command_attempts
         self.store_errors = store_errors
+        self._users: dict[UUID, UserInfo] = {}
         with store_errors():
             super().__init__(dict(env))
         self._ports = ports(self)
@@ -304,6 +308,13 @@ class Ledger(Application[UUID]):
         # Not @query: a cache hit does no I/O, and the verifier translates its reads' errors.
         return self.verifier.verify(raw, allowed_kinds)
 
+    def verify_cached(
+        self, raw: str, allowed_kinds: Collection[TokenKind] = ALL_KINDS
+    ) -> Principal | None:
+        """``verify`` from the verifier's cache alone, with no I/O (callable on an event loop):
+        ``None`` where ``verify`` would read the store."""
+        return self.verifier.verify_cached(raw, allowed_kinds)
+
     # ------------------------------------------------------------------------------ users
 
     @command
@@ -336,8 +347,20 @@ class Ledger(Application[UUID]):
 
     @query
     def get_user(self, user_id: UUID) -> UserInfo:
-        user = self._load(User, user_id, UserNotFound)
-        return UserInfo(user_id=user.id, name=user.name, email=user.email)
+        """A user's name and email. A user has no event after ``Created`` (nothing changes
+        them), so each answer is kept: the next call for that user reads nothing."""
+        info = self._users.get(user_id)
+        if info is None:
+            user = self._load(User, user_id, UserNotFound)
+            info = UserInfo(user_id=user.id, name=user.name, email=user.email)
+            if len(self._users) >= USER_CACHE_ENTRIES:
+                self._users.clear()
+            self._users[user_id] = info
+        return info
+
+    def cached_user(self, user_id: UUID) -> UserInfo | None:
+        """``get_user`` if it was answered before in this process (no I/O), else ``None``."""
+        return self._users.get(user_id)
 
     @command
     def offboard_user(self, user_id: UUID | str, note: str | None = None) -> int:

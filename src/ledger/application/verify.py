@@ -313,6 +313,30 @@ class Verifier:
             self._note(principal.credential_id, now)
         return principal
 
+    def verify_cached(
+        self, raw: str, allowed_kinds: Collection[TokenKind] = ALL_KINDS
+    ) -> Principal | None:
+        """``verify`` answered from the cache alone, with no I/O (an event loop may call it):
+        ``None`` when the cache does not know the token (then ``verify`` decides, reading the
+        store if it must); otherwise what ``verify`` answers, ``InvalidToken`` included."""
+        if not isinstance(raw, str) or len(raw) != TOKEN_LENGTH:
+            raise InvalidToken
+        try:
+            digest = sha256(raw.encode("utf-8")).digest()
+        except UnicodeEncodeError:
+            raise InvalidToken from None
+        now = self._now()
+        entry = self._cached(digest, now)
+        if entry is None:
+            return None
+        principal = entry.principal
+        if principal is None or principal.kind not in allowed_kinds or now < entry.usable_from:
+            raise InvalidToken
+        if now >= entry.next_note:
+            entry.next_note = now + NOTE_EVERY_NS
+            self._note(principal.credential_id, now)
+        return principal
+
     def _read(
         self, raw: str, digest: bytes, allowed_kinds: Collection[TokenKind], now: int
     ) -> CacheEntry:

@@ -8,7 +8,7 @@ first: an unauthenticated request is answered 401 whatever its path or body hold
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import Annotated, TypeVar, cast
 from uuid import UUID
 
 from fastapi import Depends, Path, Request
@@ -23,7 +23,15 @@ from ledger.entrypoints.http.models import RequestModel
 MAX_BODY_BYTES = 64 * 1024
 """The largest request body the service reads (the contract's bodies are a few hundred bytes)."""
 
-LedgerDep = Annotated[PostgresLedger, Depends(ledger_of_app)]
+# Dependencies that do no I/O are ``async def``: FastAPI runs a plain ``def`` dependency in its
+# thread pool, a hop there and back on every request.
+
+
+async def _ledger(request: Request) -> PostgresLedger:
+    return cast(PostgresLedger, ledger_of_app(request))
+
+
+LedgerDep = Annotated[PostgresLedger, Depends(_ledger)]
 User = Annotated[Principal, Depends(LedgerAuth({TokenKind.PERSONAL_ACCESS_TOKEN}))]
 """The caller of a user route: personal access tokens only."""
 Daemon = Annotated[Principal, Depends(LedgerAuth({TokenKind.DAEMON_TOKEN}))]
@@ -34,7 +42,7 @@ M = TypeVar("M", bound=RequestModel)
 _UUID = {"format": "uuid"}
 
 
-def _workspace_id(
+async def _workspace_id(
     workspace_id: Annotated[
         str, Path(description="the workspace's id (UUID)", json_schema_extra=_UUID)
     ],
@@ -42,7 +50,7 @@ def _workspace_id(
     return validation.uuid(workspace_id, InvalidWorkspaceId)
 
 
-def _user_id(
+async def _user_id(
     user_id: Annotated[
         str, Path(description="the member's user id (UUID)", json_schema_extra=_UUID)
     ],

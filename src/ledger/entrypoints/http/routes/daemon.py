@@ -61,7 +61,7 @@ def revoke_daemon_token(
     summary="The calling daemon (daemon tokens only)",
     responses=errors(**AUTH),
 )
-def whoami(caller: Daemon) -> WhoamiBody:
+async def whoami(caller: Daemon) -> WhoamiBody:
     return WhoamiBody(
         token_id=caller.credential_id,
         workspace_id=caller.workspace_id,
