@@ -17,7 +17,7 @@ from operator import attrgetter
 from typing import Any
 from uuid import UUID
 
-from psycopg import sql
+from psycopg import Connection, sql
 from psycopg.rows import tuple_row
 from psycopg_pool import ConnectionPool
 
@@ -121,17 +121,27 @@ class CredentialsTable:
     def auth_row(self, credential_id: UUID) -> AuthRow | None:
         """What verify needs of one credential (one prepared primary-key read), or ``None``."""
         with self._pool.connection() as conn:
-            row = (
-                conn.cursor(row_factory=tuple_row)
-                .execute(self._auth_row, (credential_id,), prepare=True)
-                .fetchone()
-            )
+            return self.auth_row_on(conn, credential_id)
+
+    def auth_row_on(self, conn: Connection[Any], credential_id: UUID) -> AuthRow | None:
+        """``auth_row`` on a given connection (a replica's)."""
+        row = (
+            conn.cursor(row_factory=tuple_row)
+            .execute(self._auth_row, (credential_id,), prepare=True)
+            .fetchone()
+        )
         return None if row is None else AuthRow._make(row)
 
     def _fetch(self, statement: str, params: Sequence[Any]) -> list[CredentialRow]:
         with self._pool.connection() as conn:
-            cursor = conn.cursor(row_factory=tuple_row)
-            rows = cursor.execute(statement, params, prepare=True).fetchall()
+            return self._fetch_on(conn, statement, params)
+
+    @staticmethod
+    def _fetch_on(
+        conn: Connection[Any], statement: str, params: Sequence[Any]
+    ) -> list[CredentialRow]:
+        cursor = conn.cursor(row_factory=tuple_row)
+        rows = cursor.execute(statement, params, prepare=True).fetchall()
         return [CredentialRow(*row) for row in rows]
 
     def record_last_used(self, uses: dict[UUID, datetime]) -> None:
@@ -149,9 +159,19 @@ class CredentialsTable:
         """The user's tokens that are not revoked (expired ones included), newest first."""
         return self._fetch(self._pats_of_user, (user_id,))
 
+    def personal_access_tokens_on(
+        self, conn: Connection[Any], user_id: UUID
+    ) -> list[CredentialRow]:
+        return self._fetch_on(conn, self._pats_of_user, (user_id,))
+
     def of_workspace(self, workspace_id: UUID, kind: TokenKind) -> list[CredentialRow]:
         """Every credential of ``kind`` in the workspace, revoked ones included, newest first."""
         return self._fetch(self._of_workspace, (workspace_id, kind.value))
+
+    def of_workspace_on(
+        self, conn: Connection[Any], workspace_id: UUID, kind: TokenKind
+    ) -> list[CredentialRow]:
+        return self._fetch_on(conn, self._of_workspace, (workspace_id, kind.value))
 
     def live_issued_by(self, workspace_id: UUID, user_id: UUID) -> list[CredentialRow]:
         """The member-removal cascade's targets: unrevoked daemon tokens minted through the

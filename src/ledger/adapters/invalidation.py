@@ -15,6 +15,11 @@ Two paths, so that revocation never waits for the log's horizon:
 
 On any connection error the thread clears the cache, waits, reconnects and resumes the backstop
 from the position it had reached, so nothing committed meanwhile is missed.
+
+With read replicas (ADR 0023) it also tells a ``WrittenAt`` the primary's WAL position each
+announced credential changed at (the announcement carries it), and for the backstop's finds the
+position read after them; when it (re)connects, everything up to the primary's position then
+counts as changed, since announcements before it were not heard.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from ledger.adapters.log_order import (
     after_horizon_page,
     newest_below_query,
 )
+from ledger.adapters.replicas import PRIMARY_LSN, WrittenAt, parse_lsn
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +70,10 @@ class CacheInvalidator:
         channel: str,
         own_origin: str | None = None,
         poll_s: float = 1.0,
+        written: WrittenAt | None = None,
     ) -> None:
         self._url = database_url
+        self._written = written
         self._own_origin = own_origin
         self._cache = cache
         self._poll_s = poll_s
@@ -106,6 +114,9 @@ class CacheInvalidator:
                     if self._stop.is_set():
                         return
                     conn.execute(self._listen)
+                    if self._written is not None:
+                        # What committed before now was not heard of: reads must see it all.
+                        self._written.note_everything(self._lsn(conn))
                     if self.position is None:
                         # Everything below the horizon is in the table the cache reads; what
                         # is above it, the backstop reads when it is final.
@@ -128,23 +139,34 @@ class CacheInvalidator:
         while not self._stop.is_set():
             timeout = max(0.0, last + self._poll_s - time.monotonic())
             for notify in conn.notifies(timeout=timeout, stop_after=1):
-                self._heard(notify.payload)
+                self._heard(conn, notify.payload)
             for notify in conn.notifies(timeout=0):  # whatever queued behind it
-                self._heard(notify.payload)
+                self._heard(conn, notify.payload)
             now = time.monotonic()
             if now - last >= self._poll_s:
                 self.catch_up(conn)
                 last = now
 
-    def _heard(self, payload: str) -> None:
+    def _heard(self, conn: psycopg.Connection[tuple[Any, ...]], payload: str) -> None:
         try:
-            origin, ids = parse_payload(payload)
+            announcement = parse_payload(payload)
         except ValueError:
             log.warning("ignored a malformed change announcement")
             return
-        if origin != self._own_origin and ids:
+        ids = announcement.credential_ids
+        if announcement.origin != self._own_origin and ids:
+            if self._written is not None:
+                # Before the eviction: a miss that follows it must find the requirement.
+                lsn = announcement.lsn
+                self._written.note(ids, parse_lsn(lsn) if lsn else self._lsn(conn))
             self._cache.evict(ids)
             self.announced += 1
+
+    @staticmethod
+    def _lsn(conn: psycopg.Connection[tuple[Any, ...]]) -> int:
+        row = conn.execute(PRIMARY_LSN).fetchone()
+        assert row is not None
+        return parse_lsn(row[0])
 
     def _newest_below(self, conn: psycopg.Connection[tuple[Any, ...]]) -> LogPosition:
         horizon = conn.execute(HORIZON_QUERY).fetchone()
@@ -165,6 +187,9 @@ class CacheInvalidator:
             ).fetchall()
             if not rows:
                 return
+            if self._written is not None:
+                # Read after the page: at or past the commits of every event on it.
+                self._written.note([row[0] for row in rows], self._lsn(conn))
             self._cache.evict(originator_id for originator_id, _, _ in rows)
             _, transaction_id, notification_id = rows[-1]
             self.position = LogPosition(int(transaction_id), int(notification_id))

@@ -3,6 +3,11 @@
 Every query first waits until the projections reflect every event committed before it started
 (``Projections.wait_current``): a query made after a command returned sees that command.
 
+With read replicas (ADR 0023) the query itself runs on a replica when that replica's projections
+have reached the newest event of the query's scope (its credential, workspace or user; the whole
+log without one), as the primary knows it once current; it checks that in the same snapshot
+(repeatable read) as it reads. Otherwise it runs on the primary.
+
 ``valid_at`` is computed from the audit trail (the events), never from a snapshot of today's
 state: each credential's state as of ``T`` is its ``minted`` event folded with its later events
 recorded at or before ``T``.
@@ -10,15 +15,17 @@ recorded at or before ``T``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.postgres import PostgresDatastore
-from psycopg import sql
+from psycopg import Connection, sql
+from psycopg.rows import dict_row
 
+from ledger.adapters.replicas import ReadRouter
 from ledger.application.audit import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -31,7 +38,16 @@ from ledger.domain import Actor
 from ledger.domain.errors import CredentialNotFound, InvalidQueryParameter
 from ledger.projections.audit_trail import AUDIT_COLUMNS, AUDIT_TABLE, EVENT_TYPES
 from ledger.projections.credentials import CREDENTIALS_VIEW, VIEW_COLUMNS
+from ledger.projections.positioned import Curs
 from ledger.projections.runner import Projections
+
+T = TypeVar("T")
+
+_BEHIND = object()
+"""What a read on a replica returns when the replica's projections lack the scope's events."""
+
+Scope = list[tuple[str, Any]]
+"""Column equalities that delimit what a query reads (``[]``: everything)."""
 
 
 def _instant(value: str | None) -> datetime | None:
@@ -121,11 +137,18 @@ class AuditQueries:
     """Reads of the audit trail and the Credentials projection."""
 
     def __init__(
-        self, projections: Projections, datastore: PostgresDatastore, *, credentials_table: str
+        self,
+        projections: Projections,
+        datastore: PostgresDatastore,
+        *,
+        credentials_table: str,
+        router: ReadRouter | None = None,
     ) -> None:
-        """``credentials_table``: the auth lookup table (``last_used_at`` comes from there)."""
+        """``credentials_table``: the auth lookup table (``last_used_at`` comes from there);
+        ``router``: where reads may go besides the primary."""
         self._projections = projections
         self._datastore = datastore
+        self._router = router if router is not None and router.enabled else None
         audit = sql.Identifier(AUDIT_TABLE)
         self._select_events = sql.SQL("SELECT {} FROM {} ").format(
             sql.SQL(", ").join(sql.Identifier(c) for c in AUDIT_COLUMNS), audit
@@ -144,34 +167,84 @@ class AuditQueries:
             .as_string()
         )
 
-    def _fetch(self, statement: sql.Composed, params: list[Any]) -> list[AuditEvent]:
+    def _serve(self, scope: Scope, work: Callable[[Curs], T]) -> T:
+        """``work`` once the projections are current, on a replica that has the scope's
+        newest event, else on the primary."""
+        self._projections.wait_current()
+        router = self._router
+        if router is None:
+            with self._datastore.transaction(commit=False) as curs:
+                return work(curs)
+        needed = self._scope_position(scope)
+        views = [p.view for p in self._projections.projections.values()]
+
+        def run(conn: Connection[Any]) -> Any:
+            with conn.transaction():
+                curs = conn.cursor(row_factory=dict_row)
+                # One snapshot for the check and the read (a rebuild replayed in between
+                # would otherwise show empty views behind a current position).
+                curs.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                if any(view.position(curs).ordinal < needed for view in views):
+                    return _BEHIND
+                return work(curs)
+
+        served = router.read(0, run)
+        value = served.value
+        if value is _BEHIND:
+            router.skip_behind(served.source)
+            value = router.on_primary(run)
+        result: T = value
+        return result
+
+    def _scope_position(self, scope: Scope) -> int:
+        """The position of the scope's newest event, on the (current) primary."""
+        where: sql.Composable = sql.SQL("")
+        if scope:
+            where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(
+                sql.SQL("{} = %s").format(sql.Identifier(column)) for column, _ in scope
+            )
+        statement = (
+            sql.SQL("SELECT coalesce(max(position), 0) AS n FROM {}").format(
+                sql.Identifier(AUDIT_TABLE)
+            )
+            + where
+        )
         with self._datastore.transaction(commit=False) as curs:
-            curs.execute(statement, params)
-            return [
-                AuditEvent(
-                    position=row["position"],
-                    type=row["type"],
-                    at=row["at"],
-                    actor=Actor(type=row["actor_type"], id=row["actor_id"]),
-                    credential_id=row["credential_id"],
-                    kind=row["kind"],
-                    workspace_id=row["workspace_id"],
-                    user_id=row["user_id"],
-                    data=row["data"],
-                )
-                for row in curs.fetchall()
-            ]
+            curs.execute(statement, [value for _, value in scope])
+            row = curs.fetchone()
+        return int(row["n"]) if row else 0
+
+    @staticmethod
+    def _fetch(curs: Curs, statement: sql.Composed, params: list[Any]) -> list[AuditEvent]:
+        curs.execute(statement, params)
+        return [
+            AuditEvent(
+                position=row["position"],
+                type=row["type"],
+                at=row["at"],
+                actor=Actor(type=row["actor_type"], id=row["actor_id"]),
+                credential_id=row["credential_id"],
+                kind=row["kind"],
+                workspace_id=row["workspace_id"],
+                user_id=row["user_id"],
+                data=row["data"],
+            )
+            for row in curs.fetchall()
+        ]
 
     def history(self, credential_id: UUID) -> CredentialHistory:
         """The credential's current state and all its events, oldest first."""
-        self._projections.wait_current()
-        events = self._fetch(
-            self._select_events + sql.SQL("WHERE credential_id = %s ORDER BY position"),
-            [credential_id],
-        )
-        with self._datastore.transaction(commit=False) as curs:
+
+        def read(curs: Curs) -> tuple[list[AuditEvent], Any]:
+            events = self._fetch(
+                curs,
+                self._select_events + sql.SQL("WHERE credential_id = %s ORDER BY position"),
+                [credential_id],
+            )
             curs.execute(self._credential, (credential_id,))
-            row = curs.fetchone()
+            return events, curs.fetchone()
+
+        events, row = self._serve([("credential_id", credential_id)], read)
         if row is None or not events:
             raise CredentialNotFound
         state = CredentialState(
@@ -212,14 +285,14 @@ class AuditQueries:
             conditions.append(sql.SQL("at < %s"))
             params.append(check_instant(until, "until"))
         params.append(limit + 1)
-        self._projections.wait_current()
-        rows = self._fetch(
+        statement = (
             self._select_events
             + sql.SQL("WHERE ")
             + sql.SQL(" AND ").join(conditions)
-            + sql.SQL(" ORDER BY position LIMIT %s"),
-            params,
+            + sql.SQL(" ORDER BY position LIMIT %s")
         )
+        scope = [(c, v) for c, v in (("workspace_id", workspace), ("user_id", user)) if v]
+        rows = self._serve(scope, lambda curs: self._fetch(curs, statement, params))
         page = rows[:limit]
         more = len(rows) > limit
         return AuditPage(events=page, next_cursor=str(page[-1].position) if more else None)
@@ -239,13 +312,13 @@ class AuditQueries:
             if value is not None:
                 conditions.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
                 params.append(value)
-        self._projections.wait_current()
-        events = self._fetch(
+        statement = (
             self._select_events
             + sql.SQL("WHERE ")
             + sql.SQL(" AND ").join(conditions)
-            + sql.SQL(" ORDER BY position"),
-            params,
+            + sql.SQL(" ORDER BY position")
         )
+        scope = [(c, v) for c, v in (("workspace_id", workspace), ("user_id", user)) if v]
+        events = self._serve(scope, lambda curs: self._fetch(curs, statement, params))
         usable = [s for s in states_as_of(events, at).values() if s.is_usable(at)]
         return sorted(usable, key=lambda s: (s.created_at, str(s.credential_id)))
