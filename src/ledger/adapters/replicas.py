@@ -178,6 +178,7 @@ class ReplicaReport:
     usable: bool
     up: bool
     lag_s: float
+    replayed: int
     reads: int
     skips: dict[str, int]
 
@@ -413,6 +414,7 @@ class ReadRouter:
                     usable=r.up and r.lag_s <= self._max_lag_s,
                     up=r.up,
                     lag_s=r.lag_s,
+                    replayed=r.replayed,
                     reads=r.reads,
                     skips=dict(r.skips),
                 )
