@@ -91,11 +91,11 @@ class WrittenAt:
                 if lsns.get(credential_id, 0) < lsn:
                     lsns[credential_id] = lsn
                 lsns.move_to_end(credential_id)
+            if lsn < UNKNOWN_LSN:
+                self._high = max(self._high, lsn)
             while len(lsns) > self._max_entries:
                 _, dropped = lsns.popitem(last=False)
                 self._floor = max(self._floor, dropped if dropped < UNKNOWN_LSN else self._high)
-            if lsn < UNKNOWN_LSN:
-                self._high = max(self._high, lsn)
 
     def note_everything(self, lsn: int) -> None:
         """Anything may have changed at or before ``lsn`` (changes were not heard of)."""
