@@ -64,11 +64,16 @@ class RoutedCredentials(CredentialsTable):
         def read(conn: Connection[Any]) -> AuthRow | None:
             return table.auth_row_on(conn, credential_id)
 
-        served = self._router.read(self._written.required(credential_id), read)
+        written = self._written
+        known = written.known(credential_id)
+        served = self._router.read(written.required(credential_id), read)
         if served.value is not None or not served.by_replica:
             return served.value
-        if self._written.known(credential_id):
+        if known:
             return None  # the replica has replayed its last change: the answer stands
+        if written.known(credential_id):
+            # Heard of while the replica was read (a mint announced meanwhile).
+            return self._router.on_primary(read)
         if self._bucket.take():
             self.unknown.asked_primary += 1
             return self._router.on_primary(read)
