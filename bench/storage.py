@@ -4,7 +4,9 @@ Runs a realistic mix through the ledger's Python API on a scratch embedded Postg
 with personal access tokens, workspaces whose admins mint install tokens that daemons exchange,
 renewals, revocations and member removals; then catches the projections up, runs ``VACUUM``
 and reports, for each table the ledger owns, its total size (heap, TOAST and indexes:
-``pg_total_relation_size``) and bytes per event, plus the WAL the writes produced.
+``pg_total_relation_size``) and bytes per event, plus the WAL the writes produced. Then it
+times the ``last_used_at`` flush (one statement advancing every credential's value, as the
+usage recorder sends) and the WAL it writes per row.
 
     python -m bench.storage [--users 200] [--output bench/results/storage.json]
 """
@@ -14,6 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +66,33 @@ def workload(url: str, users: int) -> None:
         ledger.projections.catch_up()
     finally:
         ledger.close()
+
+
+def usage_flush(url: str, rounds: int = 5) -> dict[str, float]:
+    """Time ``record_last_used`` over every credential, ``rounds`` times (each a later time)."""
+    ledger = build_ledger(url, Settings(pool_size=2))
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            ids = [row[0] for row in conn.execute("SELECT credential_id FROM ledger_credentials")]
+            start_lsn = conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()
+            assert start_lsn is not None
+            began = time.perf_counter()
+            for n in range(rounds):
+                at = datetime.now(UTC) + timedelta(minutes=n + 1)
+                ledger.credentials.record_last_used(dict.fromkeys(ids, at))
+            seconds = time.perf_counter() - began
+            wal = conn.execute(
+                "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s::pg_lsn)", start_lsn
+            ).fetchone()
+            assert wal is not None
+    finally:
+        ledger.close()
+    rows = len(ids) * rounds
+    return {
+        "usage_rows": rows,
+        "usage_rows_per_s": round(rows / seconds, 1),
+        "usage_wal_bytes_per_row": round(float(wal[0]) / rows, 1),
+    }
 
 
 def measure(url: str, wal_before: str) -> dict[str, Any]:
@@ -113,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             wal_before = str(row[0])
         workload(url, args.users)
         result = measure(url, wal_before)
+        result.update(usage_flush(url))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(result, indent=2))

@@ -135,6 +135,7 @@ class PostgresLedger(Ledger):
                 router=self.reads,
                 written=self.written,
                 unknown_token_primary_reads_per_s=settings.unknown_token_primary_reads_per_s,
+                before_read=self._ensure_invalidator,
             )
         else:
             table = CredentialsTable(self._pool, schema=recorder.datastore.schema)

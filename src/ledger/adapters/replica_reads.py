@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -51,8 +52,12 @@ class RoutedCredentials(CredentialsTable):
         router: ReadRouter,
         written: WrittenAt,
         unknown_token_primary_reads_per_s: float,
+        before_read: Callable[[], None] | None = None,
     ) -> None:
+        """``before_read`` runs before a listing (the composition root starts the cache
+        invalidator there, which notes what other processes change; verify calls it itself)."""
         super().__init__(pool, schema=schema)
+        self._before_read = before_read
         self._router = router
         self._written = written
         self._bucket = TokenBucket(unknown_token_primary_reads_per_s)
@@ -82,6 +87,8 @@ class RoutedCredentials(CredentialsTable):
 
     def personal_access_tokens(self, user_id: UUID) -> list[CredentialRow]:
         table: CredentialsTable = self
+        if self._before_read is not None:
+            self._before_read()
 
         def read(conn: Connection[Any]) -> list[CredentialRow]:
             return table.personal_access_tokens_on(conn, user_id)
@@ -90,6 +97,8 @@ class RoutedCredentials(CredentialsTable):
 
     def of_workspace(self, workspace_id: UUID, kind: TokenKind) -> list[CredentialRow]:
         table: CredentialsTable = self
+        if self._before_read is not None:
+            self._before_read()
 
         def read(conn: Connection[Any]) -> list[CredentialRow]:
             return table.of_workspace_on(conn, workspace_id, kind)

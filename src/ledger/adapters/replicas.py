@@ -33,7 +33,7 @@ import psycopg
 import psycopg_pool
 from psycopg.rows import TupleRow
 
-from ledger.adapters.postgres import CONNECT_TIMEOUT_S
+from ledger.adapters.postgres import CONNECT_TIMEOUT_S, LivenessCheck
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +195,27 @@ class Served(Generic[T]):
         return self.source != PRIMARY
 
 
+def _replica_pool(
+    url: str, name: str, size: int, configure: Callable[[Conn], None] | None
+) -> psycopg_pool.ConnectionPool[Conn]:
+    """A pool that opens connections only when reads come (a replica may be down at start) and
+    drops one whose server went away before a read gets it (a restarted replica)."""
+    check = LivenessCheck()
+    pool: psycopg_pool.ConnectionPool[Conn] = psycopg_pool.ConnectionPool(
+        url,
+        kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
+        min_size=0,
+        max_size=size,
+        timeout=CONNECT_TIMEOUT_S,
+        check=check,
+        open=True,
+        name=name,
+        configure=configure,
+    )
+    check.pool = pool
+    return pool
+
+
 class ReadRouter:
     """Sends reads to a replica that has what they need, else to the primary."""
 
@@ -214,16 +235,7 @@ class ReadRouter:
         self.replicas = [
             ReplicaState(
                 name=f"replica-{n}",
-                pool=psycopg_pool.ConnectionPool(
-                    url,
-                    kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
-                    min_size=0,
-                    max_size=pool_size,
-                    timeout=CONNECT_TIMEOUT_S,
-                    open=True,
-                    name=f"ledger-replica-{n}",
-                    configure=configure,
-                ),
+                pool=_replica_pool(url, f"ledger-replica-{n}", pool_size, configure),
             )
             for n, url in enumerate(replica_urls)
         ]
