@@ -236,9 +236,9 @@ class PostgresLedger(Ledger):
     @contextlib.contextmanager
     def read_connection(self) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
         """An autocommit connection for a long read that needs no read-after-write (an
-        export): a usable replica's, else the primary's. Reads of the events table there see
-        a prefix of the log (a replica replays commits in order); open a ``REPEATABLE READ``
-        transaction on it for one consistent snapshot."""
+        export): a usable replica's, else the primary's. The log read there below that
+        server's horizon (``ledger.adapters.log_order``, which works on a hot standby too) is
+        a prefix of the primary's log; a ``REPEATABLE READ`` transaction keeps one snapshot."""
         with self.reads.connection() as (conn, _):
             yield conn
 
