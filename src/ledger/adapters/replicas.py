@@ -334,6 +334,11 @@ class ReadRouter:
                 usable.append(replica)
         return usable
 
+    def count_primary(self) -> None:
+        """Count a read served by the primary through another way than this router's pool."""
+        with self._lock:
+            self.primary_reads += 1
+
     def skip_behind(self, source: str) -> None:
         """Count a read that the replica ``source`` served but could not answer (it lacked what
         the read needed, found out within the read); the caller reads the primary next."""

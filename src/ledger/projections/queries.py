@@ -15,17 +15,18 @@ recorded at or before ``T``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.postgres import PostgresDatastore
-from psycopg import Connection, sql
+from psycopg import sql
 from psycopg.rows import dict_row
 
-from ledger.adapters.replicas import ReadRouter
+from ledger.adapters.replicas import PRIMARY, ReadRouter
 from ledger.application.audit import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -42,9 +43,6 @@ from ledger.projections.positioned import Curs
 from ledger.projections.runner import Projections
 
 T = TypeVar("T")
-
-_BEHIND = object()
-"""What a read on a replica returns when the replica's projections lack the scope's events."""
 
 Scope = list[tuple[str, Any]]
 """Column equalities that delimit what a query reads (``[]``: everything)."""
@@ -167,34 +165,33 @@ class AuditQueries:
             .as_string()
         )
 
-    def _serve(self, scope: Scope, work: Callable[[Curs], T]) -> T:
-        """``work`` once the projections are current, on a replica that has the scope's
-        newest event, else on the primary."""
+    @contextlib.contextmanager
+    def snapshot(self, scope: Scope) -> Iterator[Curs]:
+        """A read-only transaction that holds every event of ``scope`` (column equalities;
+        ``[]``: the whole log) committed before the call: on a replica whose projections have
+        the scope's newest event (repeatable read: the check and the reads see one snapshot),
+        else on the primary. For every audit query, and for long reads such as an export."""
         self._projections.wait_current()
         router = self._router
-        if router is None:
-            with self._datastore.transaction(commit=False) as curs:
-                return work(curs)
-        needed = self._scope_position(scope)
-        views = [p.view for p in self._projections.projections.values()]
+        if router is not None:
+            needed = self._scope_position(scope)
+            views = [p.view for p in self._projections.projections.values()]
+            with router.connection() as (conn, source):
+                if source != PRIMARY:
+                    with conn.transaction():
+                        curs = conn.cursor(row_factory=dict_row)
+                        curs.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                        if all(view.position(curs).ordinal >= needed for view in views):
+                            yield curs
+                            return
+                    router.skip_behind(source)
+                    router.count_primary()
+        with self._datastore.transaction(commit=False) as curs:
+            yield curs
 
-        def run(conn: Connection[Any]) -> Any:
-            with conn.transaction():
-                curs = conn.cursor(row_factory=dict_row)
-                # One snapshot for the check and the read (a rebuild replayed in between
-                # would otherwise show empty views behind a current position).
-                curs.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                if any(view.position(curs).ordinal < needed for view in views):
-                    return _BEHIND
-                return work(curs)
-
-        served = router.read(0, run)
-        value = served.value
-        if value is _BEHIND:
-            router.skip_behind(served.source)
-            value = router.on_primary(run)
-        result: T = value
-        return result
+    def _serve(self, scope: Scope, work: Callable[[Curs], T]) -> T:
+        with self.snapshot(scope) as curs:
+            return work(curs)
 
     def _scope_position(self, scope: Scope) -> int:
         """The position of the scope's newest event, on the (current) primary."""
