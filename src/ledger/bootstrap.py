@@ -17,11 +17,13 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
+from typing import Any
 from uuid import UUID
 
 import psycopg
 from eventsourcing.persistence import StoredEvent
 from psycopg import sql
+from psycopg_pool import ConnectionPool
 
 from ledger.adapters import migrations
 from ledger.adapters.announcer import ChangeAnnouncer
@@ -200,6 +202,11 @@ class PostgresLedger(Ledger):
             read_streams=recorder.select_credential_and_workspace,
             close=self._close_adapters,
         )
+
+    @property
+    def credentials_pool(self) -> ConnectionPool[Any]:
+        """The auth table's connection pool (for operators and tests, not entry points)."""
+        return self._pool
 
     # The narrow surface for entry points.
 

@@ -77,7 +77,7 @@ def _verbatim(text: str) -> str:
     return text
 
 
-def _batch_params(commands: Sequence[BatchCommand]) -> tuple[Jsonb, Jsonb]:
+def batch_params(commands: Sequence[BatchCommand]) -> tuple[Jsonb, Jsonb]:
     """The batch as two JSON arrays with one entry per command (its events; its rows): one
     string join each, where psycopg's per-element dumping of ~22 column arrays cost Python per
     value (ADR 0012). A command's index is its position in the arrays."""
@@ -188,7 +188,7 @@ class LedgerRecorder(PostgresApplicationRecorder):
         Returns, per command, its events' notification ids, or ``None`` when it conflicted
         (an event of it, or of an earlier command of the batch, already holds its key).
         """
-        events, rows = _batch_params(commands)
+        events, rows = batch_params(commands)
         with self._batch_connection() as conn:
             # Autocommit: the statement is its own transaction, rolled back whole on any error.
             assert conn.autocommit
