@@ -70,7 +70,9 @@ def test_revoke_and_mint_through_one_host_hold_on_the_other(
             token, token_id = created.json()["token"], created.json()["id"]
             assert b.get("/api/me", token=token).status_code == 200  # at once, on the other
             assert a.delete(f"/api/tokens/{token_id}", token=alice.token).status_code == 204
-            wait_until(refused(b, token), what="the other host to refuse the revoked token")
+            wait_until(
+                refused(b, token), timeout=30, what="the other host to refuse the revoked token"
+            )
             # From then on, never accepted again (the replica still has it valid for a while).
             assert [b.get("/api/me", token=token).status_code for _ in range(5)] == [401] * 5
         metrics = b.get("/metrics").text

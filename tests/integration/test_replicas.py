@@ -158,7 +158,7 @@ def test_revocation_and_mint_in_one_process_hold_in_the_other(
         ledger.revoke_personal_access_token(me, m.info.id)
         revoked_at = ledger.written.required(m.info.id)
         # The other process heard of the revocation (and evicted its cache entry) ...
-        wait_until(heard(peer, m.info.id, revoked_at), what="the announcement")
+        wait_until(heard(peer, m.info.id, revoked_at), timeout=30, what="the announcement")
         # ... while the replica still holds the token valid (it replays half a second late).
         refused_after_heard.append(not peer.verify(m.token))
     assert refused_after_heard == [True] * ROUNDS
@@ -167,8 +167,14 @@ def test_revocation_and_mint_in_one_process_hold_in_the_other(
     before = peer.ask(op="report")["replica_reads"]
     assert [peer.verify(m.token) for m in minted[:5]] == [False] * 5  # cached refusals
     fresh = ledger.mint_personal_access_token(me, "late")
-    wait_replayed(ledger, ledger.written.required(fresh.info.id))
-    wait_until(lambda: peer.required(fresh.info.id) > 0, what="the mint's announcement")
+    # The other process heard of the mint (its announced position is at or past this one's),
+    # and the replica has replayed that far: the replica answers.
+    wait_until(
+        heard(peer, fresh.info.id, ledger.written.required(fresh.info.id)),
+        timeout=30,
+        what="the mint's announcement",
+    )
+    wait_replayed(ledger, peer.required(fresh.info.id))
     assert peer.verify(fresh.token)
     assert peer.ask(op="report")["replica_reads"] > before
 
@@ -227,7 +233,9 @@ def test_a_replica_that_is_down_is_skipped_and_reads_fall_back(
     workspace = ledger.create_workspace(me, "acme")
     replica.stop()
     try:
-        wait_until(lambda: not ledger.replica_report()[0].up, what="the replica to look down")
+        wait_until(
+            lambda: not ledger.replica_report()[0].up, timeout=30, what="the replica to look down"
+        )
         token = ledger.mint_personal_access_token(me, "while down")
         assert ledger.verify(token.token).user_id == alice.user_id
         assert [e.type for e in ledger.workspace_audit(me, workspace.id).events] == ["member_added"]
