@@ -424,6 +424,9 @@ class ReadRouter:
         return 0.0
 
     def report(self) -> list[ReplicaReport]:
+        """Each replica's state and counters (the checks start with the first report)."""
+        if self.replicas:
+            self._ensure_monitor()
         with self._lock:
             return [
                 ReplicaReport(

@@ -197,7 +197,9 @@ class ReplicaStatsSync:
         self._ledger = ledger
         self._lock = threading.Lock()
         self._seen: dict[tuple[str, ...], int] = {}
-        self._periodic = Periodic("ledger-replica-sync", interval_s, self.sync, at_stop=True)
+        self._periodic = Periodic(
+            "ledger-replica-sync", interval_s, self.sync, at_start=True, at_stop=True
+        )
 
     def _add(self, counter: Counter, labels: tuple[str, ...], total: int) -> None:
         key = (str(id(counter)), *labels)
