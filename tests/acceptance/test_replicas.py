@@ -75,15 +75,15 @@ def test_revoke_and_mint_through_one_host_hold_on_the_other(
             )
             # From then on, never accepted again (the replica still has it valid for a while).
             assert [b.get("/api/me", token=token).status_code for _ in range(5)] == [401] * 5
-        # The replica's gauges (synced every 2 s) and the projections' lag.
+        # The replica's figures (synced every 2 s) and the projections' lag.
         wait_until(
-            lambda: 'ledger_replica_up{replica="replica-0"} 1.0' in b.get("/metrics").text,
+            lambda: 'ledger_replica_reads_total{source="primary"}' in b.get("/metrics").text,
             timeout=30,
-            what="the replica's gauges",
+            what="the read counters",
         )
         metrics = b.get("/metrics").text
+        assert 'ledger_replica_up{replica="replica-0"} 1.0' in metrics
         assert 'ledger_replica_lag_seconds{replica="replica-0"}' in metrics
-        assert 'ledger_replica_reads_total{source="primary"}' in metrics
         assert "ledger_projection_lag_events" in metrics
     finally:
         a.close()
