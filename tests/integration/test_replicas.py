@@ -250,3 +250,24 @@ def test_a_replica_that_is_down_is_skipped_and_reads_fall_back(
     finally:
         replica.start()
     wait_until(lambda: ledger.replica_report()[0].usable, timeout=30, what="the replica back")
+
+
+def test_a_replica_without_the_schema_yet_is_passed_over(
+    database: str, replica: StreamingReplica
+) -> None:
+    """As right after a deploy, before the replica has replayed the migration: its database
+    (here: one the ledger never migrated) refuses the statements, and the primary answers."""
+    ledger = build_ledger(database, settings=replica_settings(replica.url("postgres")))
+    try:
+        alice = ledger.create_user("alice")
+        me = ledger.verify(alice.token)
+        workspace = ledger.create_workspace(me, "acme")
+        token = ledger.mint_personal_access_token(me, "laptop")
+        wait_replayed(ledger, ledger.written.required(token.info.id))
+        assert ledger.verify(token.token).credential_id == token.info.id
+        assert "laptop" in [t.name for t in ledger.list_personal_access_tokens(me)]
+        assert [e.type for e in ledger.workspace_audit(me, workspace.id).events] == ["member_added"]
+        [report] = ledger.replica_report()
+        assert report.usable and report.reads == 0 and report.skips["behind"] >= 3
+    finally:
+        ledger.close()

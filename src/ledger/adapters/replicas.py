@@ -277,6 +277,11 @@ class ReadRouter:
                     replica.up = False
                 self._skip(replica, "down")
                 continue
+            except psycopg.Error:
+                # The replica refused the read itself: it has not replayed a migration the
+                # statement needs yet (right after a deploy). The primary has it.
+                self._skip(replica, "behind")
+                continue
             with self._lock:
                 replica.reads += 1
             return Served(value, replica.name)

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
+import psycopg
 from eventsourcing.postgres import PostgresDatastore
 from psycopg import sql
 from psycopg.rows import dict_row
@@ -199,8 +200,14 @@ class AuditQueries:
                 if source != PRIMARY:
                     with conn.transaction():
                         curs = conn.cursor(row_factory=dict_row)
-                        curs.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                        if all(view.position(curs).ordinal >= needed for view in views):
+                        try:
+                            curs.execute(
+                                "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+                            )
+                            current = all(view.position(curs).ordinal >= needed for view in views)
+                        except psycopg.Error:  # e.g. a migration not replayed there yet
+                            current = False
+                        if current:
                             yield curs
                             return
                     router.skip_behind(source)
