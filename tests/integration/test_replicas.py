@@ -239,7 +239,8 @@ def test_a_replica_that_is_down_is_skipped_and_reads_fall_back(
         token = ledger.mint_personal_access_token(me, "while down")
         assert ledger.verify(token.token).user_id == alice.user_id
         assert [e.type for e in ledger.workspace_audit(me, workspace.id).events] == ["member_added"]
-        assert "while down" in [t.name for t in ledger.list_personal_access_tokens(me)]
+        page = ledger.page_personal_access_tokens(me)
+        assert "while down" in [t.name for t in page.tokens]
         [report] = ledger.replica_report()
         assert report.skips["down"] > 0 and not report.usable
         sync = metrics.ReplicaStatsSync(ledger)
@@ -265,7 +266,7 @@ def test_a_replica_without_the_schema_yet_is_passed_over(
         token = ledger.mint_personal_access_token(me, "laptop")
         wait_replayed(ledger, ledger.written.required(token.info.id))
         assert ledger.verify(token.token).credential_id == token.info.id
-        assert "laptop" in [t.name for t in ledger.list_personal_access_tokens(me)]
+        assert "laptop" in [t.name for t in ledger.page_personal_access_tokens(me).tokens]
         assert [e.type for e in ledger.workspace_audit(me, workspace.id).events] == ["member_added"]
         [report] = ledger.replica_report()
         assert report.usable and report.reads == 0 and report.skips["behind"] >= 3

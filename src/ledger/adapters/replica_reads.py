@@ -10,16 +10,18 @@
   process (a ``TokenBucket``): a flood of made-up tokens cannot move to the primary. Beyond the
   budget the replica's answer stands (and is cached briefly, as any unknown token's; the mint's
   announcement evicts it). Malformed tokens never get here (checksum), nor repeats (the cache).
-- **Listings** (a user's tokens, a workspace's daemon tokens) read a replica that has replayed
-  everything this process has written or heard of, else the primary.
-- Aggregate loads, the member-removal cascade's candidates and the by-id reads that guard a
-  command stay on the primary (``CredentialsTable`` itself).
+- **Listings** (a page of a user's tokens, a workspace's daemon tokens) read a replica that has
+  replayed everything this process has written or heard of, else the primary.
+- A command's own reads stay on the primary (``CredentialsTable`` itself): aggregate loads, the
+  candidates of a cascade, an offboarding or a revoke-all (``personal_access_tokens``), and the
+  by-id reads that guard a command.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -85,13 +87,22 @@ class RoutedCredentials(CredentialsTable):
         self.unknown.over_budget += 1
         return None
 
-    def personal_access_tokens(self, user_id: UUID) -> list[CredentialRow]:
+    def personal_access_tokens_page(
+        self,
+        user_id: UUID,
+        *,
+        limit: int,
+        after: tuple[datetime, UUID] | None = None,
+        expiring: tuple[datetime, datetime] | None = None,
+    ) -> list[CredentialRow]:
         table: CredentialsTable = self
         if self._before_read is not None:
             self._before_read()
 
         def read(conn: Connection[Any]) -> list[CredentialRow]:
-            return table.personal_access_tokens_on(conn, user_id)
+            return table.personal_access_tokens_page_on(
+                conn, user_id, limit=limit, after=after, expiring=expiring
+            )
 
         return self._router.read(self._written.high, read).value
 

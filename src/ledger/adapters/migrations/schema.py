@@ -15,6 +15,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, base
 from sqlalchemy.types import UserDefinedType
@@ -76,6 +77,16 @@ credentials = Table(
     Index("ledger_credentials_user_idx", "user_id", "created_at"),
     Index("ledger_credentials_workspace_idx", "workspace_id", "kind", "created_at"),
     Index("ledger_credentials_issuer_idx", "workspace_id", "created_by"),
+    Index(
+        "ledger_credentials_live_issuer_idx",
+        "created_by",
+        postgresql_where=text("revoked_at IS NULL"),
+    ),
+    Index(
+        "ledger_credentials_expiring_idx",
+        "expires_at",
+        postgresql_where=text("revoked_at IS NULL AND consumed_at IS NULL"),
+    ),
 )
 """The inline auth lookup table (written in the event-insert transaction)."""
 
