@@ -13,6 +13,7 @@ surface of ``PostgresLedger`` (``ready``, ``cache_stats``, ``observe_writes``,
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
@@ -36,10 +37,19 @@ from ledger.adapters.postgres import (
     database_url,
     embedded_server,
     eventsourcing_env,
+    guard_transactions,
     translate_store_errors,
     with_database,
 )
 from ledger.adapters.recorder import BatchCommand, LedgerRecorder
+from ledger.adapters.replica_reads import RoutedCredentials, UnknownTokenStats
+from ledger.adapters.replicas import (
+    UNKNOWN_LSN,
+    ReadRouter,
+    ReplicaReport,
+    WrittenAt,
+    primary_lsn,
+)
 from ledger.adapters.stored_hash_mapper import StoredHashMapper
 from ledger.adapters.usage import UsageRecorder
 from ledger.adapters.writer import GroupCommitWriter
@@ -51,6 +61,8 @@ from ledger.domain.clock import Clock
 from ledger.domain.credential_row import CredentialRow
 from ledger.domain.errors import SchemaMissing, ServiceUnavailable
 from ledger.projections import AuditQueries, Projections
+
+log = logging.getLogger(__name__)
 
 
 def check_schema(url: str) -> None:
@@ -107,7 +119,28 @@ class PostgresLedger(Ledger):
         # pool does.
         check_liveness(recorder.datastore.pool)
         self._pool = connection_pool(self.database_url, settings, name="ledger-credentials")
-        table = CredentialsTable(self._pool, schema=recorder.datastore.schema)
+        # Reads that a replica may serve (ADR 0023); none configured: all on the primary.
+        self.written = WrittenAt(max_entries=max(settings.verify_cache_max_entries, 1000))
+        self.reads = ReadRouter(
+            self._pool,
+            settings.read_database_urls,
+            max_lag_s=settings.replica_max_lag_ms / 1000,
+            pool_size=settings.pool_size,
+            configure=guard_transactions(settings),
+        )
+        self.reads.on_settled = self.written.settle
+        table: CredentialsTable
+        if self.reads.enabled:
+            table = RoutedCredentials(
+                self._pool,
+                schema=recorder.datastore.schema,
+                router=self.reads,
+                written=self.written,
+                unknown_token_primary_reads_per_s=settings.unknown_token_primary_reads_per_s,
+                before_read=self._ensure_invalidator,
+            )
+        else:
+            table = CredentialsTable(self._pool, schema=recorder.datastore.schema)
         recorder.use_read_pool(self._pool)
         self.usage = UsageRecorder(
             table,
@@ -125,7 +158,9 @@ class PostgresLedger(Ledger):
             cache,
             ledger.clock,
             self.usage,
-            before_read=self._ensure_invalidator if cache.enabled else None,
+            # With replicas the invalidator also learns where others' changes are in the WAL,
+            # which every miss needs, cache or not.
+            before_read=self._ensure_invalidator if cache.enabled or self.reads.enabled else None,
             store_errors=translate_store_errors,
         )
         self.projections = Projections(
@@ -158,7 +193,10 @@ class PostgresLedger(Ledger):
             credentials=table,
             verifier=verifier,
             audit=AuditQueries(
-                self.projections, recorder.datastore, credentials_table=CREDENTIALS_TABLE
+                self.projections,
+                recorder.datastore,
+                credentials_table=CREDENTIALS_TABLE,
+                router=self.reads,
             ),
             write=write,
             read_streams=recorder.select_credential_and_workspace,
@@ -186,6 +224,31 @@ class PostgresLedger(Ledger):
         """The verify cache's live counters (hits, misses, evictions)."""
         return self.verifier.cache.stats
 
+    def replica_report(self) -> list[ReplicaReport]:
+        """Each read replica's state (usable, lag) and counters (reads, skips by reason)."""
+        return self.reads.report()
+
+    def primary_reads(self) -> int:
+        """Reads that could have gone to a replica and were served by the primary."""
+        return self.reads.primary_reads if self.reads.enabled else 0
+
+    def unknown_token_stats(self) -> UnknownTokenStats:
+        """Verify misses a replica answered "unknown" that were asked of the primary again, or
+        not (over the budget)."""
+        credentials = self.credentials
+        if isinstance(credentials, RoutedCredentials):
+            return credentials.unknown
+        return UnknownTokenStats()
+
+    @contextlib.contextmanager
+    def read_connection(self) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+        """An autocommit connection for a long read that needs no read-after-write (an
+        export): a usable replica's, else the primary's. The log read there below that
+        server's horizon (``ledger.adapters.log_order``, which works on a hot standby too) is
+        a prefix of the primary's log; a ``REPEATABLE READ`` transaction keeps one snapshot."""
+        with self.reads.connection() as (conn, _):
+            yield conn
+
     def observe_writes(self, callback: Callable[[int, int], None] | None) -> None:
         """Call ``callback(commands, conflicts)`` after each write batch (``None``: stop)."""
         self.writer.on_batch = callback
@@ -211,14 +274,23 @@ class PostgresLedger(Ledger):
                     events_table=self.recorder.events_table_name,
                     channel=self.recorder.channel_name,
                     own_origin=self.recorder.origin,
+                    written=self.written if self.reads.enabled else None,
                 )
                 invalidator.start()
                 self._invalidator = invalidator
 
     def _announce(self, commands: Sequence[BatchCommand]) -> None:
-        self.announcer.announce(
-            row.credential_id for command in commands for row in command.credential_rows
-        )
+        ids = [row.credential_id for command in commands for row in command.credential_rows]
+        if self.reads.enabled and ids:
+            # Before the writing command returns (and this process evicts its cache): its own
+            # misses of these credentials read only what has replayed this commit.
+            try:
+                lsn = primary_lsn(self._pool)
+            except (psycopg.Error, ServiceUnavailable):
+                log.warning("no WAL position after a commit: its credentials read the primary")
+                lsn = UNKNOWN_LSN
+            self.written.note(ids, lsn)
+        self.announcer.announce(ids)
 
     def _close_adapters(self) -> None:
         self.projections.stop()
@@ -227,6 +299,7 @@ class PostgresLedger(Ledger):
         self.usage.close()
         self.writer.close()
         self.announcer.close()
+        self.reads.close()
         self._pool.close()
 
 

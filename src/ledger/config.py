@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
@@ -19,6 +19,24 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None,
         description="postgresql://… of the server to use; unset: an embedded server under data_dir",
+    )
+    read_database_urls: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="postgresql://… of streaming replicas for reads (comma-separated; none: the "
+        "primary serves every read)",
+    )
+    replica_max_lag_ms: float = Field(
+        default=5000.0,
+        ge=1,
+        le=3_600_000,
+        description="a replica further behind the primary than this is skipped",
+    )
+    unknown_token_primary_reads_per_s: float = Field(
+        default=50.0,
+        ge=0,
+        le=100_000,
+        description="most verify misses per second that a replica answered 'unknown' and that "
+        "are asked again of the primary (a token minted elsewhere a moment ago)",
     )
     data_dir: Path = Field(
         default=Path(".ledger"), description="where the embedded PostgreSQL keeps its data"
@@ -155,6 +173,19 @@ class Settings(BaseSettings):
         le=86_400 * 7,
         description="how often `ledger serve` verifies the store in the background; unset: never",
     )
+
+    @field_validator("read_database_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list | tuple):
+            for url in value:
+                if not isinstance(url, str) or not url.startswith(("postgresql://", "postgres://")):
+                    msg = "LEDGER_READ_DATABASE_URLS must be postgresql:// URLs, comma-separated"
+                    raise ValueError(msg)
+            return tuple(value)
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -9,10 +9,14 @@ everything handed over while that transaction is in flight goes in the next one:
 commit per round trip under load (about one per millisecond here), not one per command
 (``min_interval_s`` can space them further).
 
-The payload is ``<origin>:<id>,<id>,...`` (ids as 32 hex digits, chunked below PostgreSQL's
-8,000-byte limit); an announcement without ids still wakes the listeners (the projections'
-runner). An announcement can be lost (the process dies between commit and send, a connection
-drops): listeners keep a backstop that follows the log (``ledger.adapters.invalidation``).
+The payload is ``<origin>:<id>,<id>,...@<lsn>`` (ids as 32 hex digits, chunked below
+PostgreSQL's 8,000-byte limit); an announcement without ids still wakes the listeners (the
+projections' runner). ``<lsn>`` is the primary's WAL position read by the server in the
+notifying statement, so after every commit the ids come from: a listener that reads from a
+replica reads these credentials only from one that has replayed that far (ADR 0023).
+
+An announcement can be lost (the process dies between commit and send, a connection drops):
+listeners keep a backstop that follows the log (``ledger.adapters.invalidation``).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from uuid import UUID
 
 import psycopg
@@ -28,12 +33,15 @@ import psycopg
 log = logging.getLogger(__name__)
 
 MAX_PAYLOAD = 7_900
-"""Bytes per notification payload (PostgreSQL's limit is 8,000)."""
+"""Bytes per notification payload before its LSN (PostgreSQL's limit is 8,000)."""
 
 ANNOUNCER_NAME = "ledger-announcer"
 """``application_name`` of the announcer's connection."""
 
-_SEND = "SELECT pg_notify(%s, p) FROM unnest(%s::text[]) AS p"
+_SEND = (
+    "SELECT pg_notify(%s, p || '@' || pg_current_wal_insert_lsn()::text) "
+    "FROM unnest(%s::text[]) AS p"
+)
 
 
 def payloads(origin: str, credential_ids: Iterable[UUID]) -> list[str]:
@@ -53,13 +61,24 @@ def payloads(origin: str, credential_ids: Iterable[UUID]) -> list[str]:
     return result
 
 
-def parse_payload(payload: str) -> tuple[str, list[UUID]]:
-    """The origin and credential ids of an announcement (``ValueError`` if malformed)."""
-    origin, sep, ids = payload.partition(":")
-    if not sep:
+@dataclass(frozen=True, slots=True)
+class Announcement:
+    """What one notification says: who sent it, which credentials changed, and the primary's
+    WAL position after their commits (``None`` from a sender that does not say)."""
+
+    origin: str
+    credential_ids: list[UUID]
+    lsn: str | None
+
+
+def parse_payload(payload: str) -> Announcement:
+    """The announcement in a notification's payload (``ValueError`` if malformed)."""
+    body, at, lsn = payload.partition("@")
+    origin, sep, ids = body.partition(":")
+    if not sep or (at and "/" not in lsn):
         msg = "not an announcement"
         raise ValueError(msg)
-    return origin, [UUID(hex=text) for text in ids.split(",") if text]
+    return Announcement(origin, [UUID(hex=text) for text in ids.split(",") if text], lsn or None)
 
 
 class ChangeAnnouncer:

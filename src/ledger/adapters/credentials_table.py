@@ -16,7 +16,7 @@ from operator import attrgetter
 from typing import Any
 from uuid import UUID
 
-from psycopg import sql
+from psycopg import Connection, sql
 from psycopg.rows import tuple_row
 from psycopg_pool import ConnectionPool
 
@@ -153,19 +153,29 @@ class CredentialsTable:
     def auth_row(self, credential_id: UUID) -> AuthRow | None:
         """What verify needs of one credential (one prepared primary-key read), or ``None``."""
         with self._pool.connection() as conn:
-            row = (
-                conn.cursor(row_factory=tuple_row)
-                .execute(self._auth_row, (credential_id,), prepare=True)
-                .fetchone()
-            )
+            return self.auth_row_on(conn, credential_id)
+
+    def auth_row_on(self, conn: Connection[Any], credential_id: UUID) -> AuthRow | None:
+        """``auth_row`` on a given connection (a replica's)."""
+        row = (
+            conn.cursor(row_factory=tuple_row)
+            .execute(self._auth_row, (credential_id,), prepare=True)
+            .fetchone()
+        )
         return None if row is None else AuthRow._make(row)
 
     def _fetch(
         self, statement: str, params: Sequence[Any] | Mapping[str, Any]
     ) -> list[CredentialRow]:
         with self._pool.connection() as conn:
-            cursor = conn.cursor(row_factory=tuple_row)
-            rows = cursor.execute(statement, params, prepare=True).fetchall()
+            return self._fetch_on(conn, statement, params)
+
+    @staticmethod
+    def _fetch_on(
+        conn: Connection[Any], statement: str, params: Sequence[Any] | Mapping[str, Any]
+    ) -> list[CredentialRow]:
+        cursor = conn.cursor(row_factory=tuple_row)
+        rows = cursor.execute(statement, params, prepare=True).fetchall()
         return [CredentialRow(*row) for row in rows]
 
     def record_last_used(self, uses: dict[UUID, datetime]) -> None:
@@ -182,6 +192,11 @@ class CredentialsTable:
     def personal_access_tokens(self, user_id: UUID) -> list[CredentialRow]:
         """The user's tokens that are not revoked (expired ones included), newest first."""
         return self._fetch(self._pats_of_user, (user_id,))
+
+    def personal_access_tokens_on(
+        self, conn: Connection[Any], user_id: UUID
+    ) -> list[CredentialRow]:
+        return self._fetch_on(conn, self._pats_of_user, (user_id,))
 
     def personal_access_tokens_page(
         self,
@@ -205,6 +220,28 @@ class CredentialsTable:
             "limit": limit,
         }
         return self._fetch(self._pats_page, params)
+
+    def personal_access_tokens_page_on(
+        self,
+        conn: Connection[Any],
+        user_id: UUID,
+        *,
+        limit: int,
+        after: tuple[datetime, UUID] | None = None,
+        expiring: tuple[datetime, datetime] | None = None,
+    ) -> list[CredentialRow]:
+        """``personal_access_tokens_page`` on a given connection (a replica's)."""
+        after_at, after_id = after if after is not None else (None, None)
+        start, end = expiring if expiring is not None else (None, None)
+        params = {
+            "user": user_id,
+            "after_at": after_at,
+            "after_id": after_id,
+            "from": start,
+            "until": end,
+            "limit": limit,
+        }
+        return self._fetch_on(conn, self._pats_page, params)
 
     def live_of_user(self, user_id: UUID) -> list[CredentialRow]:
         """What offboarding revokes: the user's unrevoked personal access tokens, and the
@@ -230,6 +267,11 @@ class CredentialsTable:
     def of_workspace(self, workspace_id: UUID, kind: TokenKind) -> list[CredentialRow]:
         """Every credential of ``kind`` in the workspace, revoked ones included, newest first."""
         return self._fetch(self._of_workspace, (workspace_id, kind.value))
+
+    def of_workspace_on(
+        self, conn: Connection[Any], workspace_id: UUID, kind: TokenKind
+    ) -> list[CredentialRow]:
+        return self._fetch_on(conn, self._of_workspace, (workspace_id, kind.value))
 
     def live_issued_by(self, workspace_id: UUID, user_id: UUID) -> list[CredentialRow]:
         """The member-removal cascade's targets: unrevoked daemon tokens minted through the

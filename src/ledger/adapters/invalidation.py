@@ -16,6 +16,11 @@ Two paths, so that revocation never waits for the log's horizon:
 The thread is a ``ledger.adapters.follower.Follower``: on any connection error it clears the
 cache, waits, reconnects and resumes the backstop from the position it had reached, so nothing
 committed meanwhile is missed.
+
+With read replicas (ADR 0023) it also tells a ``WrittenAt`` the primary's WAL position each
+announced credential changed at (the announcement carries it), and for the backstop's finds the
+position read after them; when it (re)connects, everything up to the primary's position then
+counts as changed, since announcements before it were not heard.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from ledger.adapters.log_order import (
     after_horizon_page,
     newest_below_query,
 )
+from ledger.adapters.replicas import PRIMARY_LSN, WrittenAt, parse_lsn
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +69,9 @@ class CacheInvalidator:
         channel: str,
         own_origin: str | None = None,
         poll_s: float = 1.0,
+        written: WrittenAt | None = None,
     ) -> None:
+        self._written = written
         self._own_origin = own_origin
         self._cache = cache
         table = sql.Identifier(events_table)
@@ -94,6 +102,9 @@ class CacheInvalidator:
         self._follower.stop()
 
     def _connected(self, conn: Conn) -> None:
+        if self._written is not None:
+            # What committed before now was not heard of: reads must see it all.
+            self._written.note_everything(self._lsn(conn))
         if self.position is None:
             # Everything below the horizon is in the table the cache reads; what is above
             # it, the backstop reads when it is final.
@@ -102,7 +113,7 @@ class CacheInvalidator:
 
     def _heard_all(self, conn: Conn, payloads: Sequence[str], poll_due: bool) -> None:
         for payload in payloads:
-            self._heard(payload)
+            self._heard(conn, payload)
         if poll_due:
             self.catch_up(conn)
 
@@ -110,15 +121,26 @@ class CacheInvalidator:
         # Announcements may have been missed while disconnected: forget everything.
         self._cache.clear()
 
-    def _heard(self, payload: str) -> None:
+    def _heard(self, conn: Conn, payload: str) -> None:
         try:
-            origin, ids = parse_payload(payload)
+            announcement = parse_payload(payload)
         except ValueError:
             log.warning("ignored a malformed change announcement")
             return
-        if origin != self._own_origin and ids:
+        ids = announcement.credential_ids
+        if announcement.origin != self._own_origin and ids:
+            if self._written is not None:
+                # Before the eviction: a miss that follows it must find the requirement.
+                lsn = announcement.lsn
+                self._written.note(ids, parse_lsn(lsn) if lsn else self._lsn(conn))
             self._cache.evict(ids)
             self.announced += 1
+
+    @staticmethod
+    def _lsn(conn: Conn) -> int:
+        row = conn.execute(PRIMARY_LSN).fetchone()
+        assert row is not None
+        return parse_lsn(row[0])
 
     def _newest_below(self, conn: Conn) -> LogPosition:
         horizon = conn.execute(HORIZON_QUERY).fetchone()
@@ -140,6 +162,9 @@ class CacheInvalidator:
             ).fetchall()
             if not rows:
                 return
+            if self._written is not None:
+                # Read after the page: at or past the commits of every event on it.
+                self._written.note([row[0] for row in rows], self._lsn(conn))
             self._cache.evict(originator_id for originator_id, _, _ in rows)
             _, transaction_id, notification_id = rows[-1]
             self.position = LogPosition(int(transaction_id), int(notification_id))

@@ -3,6 +3,11 @@
 Every query first waits until the projections reflect every event committed before it started
 (``Projections.wait_current``): a query made after a command returned sees that command.
 
+With read replicas (ADR 0023) the query itself runs on a replica when that replica's projections
+have reached the newest event of the query's scope (its credential, workspace or user; the whole
+log without one), as the primary knows it once current; it checks that in the same snapshot
+(repeatable read) as it reads. Otherwise it runs on the primary.
+
 ``valid_at`` is computed from the audit trail (the events), never from a snapshot of today's
 state: each credential's state as of ``T`` is its ``minted`` event folded with its later events
 recorded at or before ``T``, by the same fold as the aggregate's.
@@ -10,14 +15,18 @@ recorded at or before ``T``, by the same fold as the aggregate's.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
+import psycopg
 from eventsourcing.postgres import PostgresDatastore
 from psycopg import sql
+from psycopg.rows import dict_row
 
+from ledger.adapters.replicas import PRIMARY, ReadRouter
 from ledger.application.audit import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -44,7 +53,13 @@ from ledger.domain.errors import CredentialNotFound, InvalidQueryParameter
 from ledger.projections import export
 from ledger.projections.audit_trail import AUDIT_COLUMNS, AUDIT_TABLE, EVENT_TYPES
 from ledger.projections.credentials import CREDENTIALS_VIEW, VIEW_COLUMNS
+from ledger.projections.positioned import Curs
 from ledger.projections.runner import Projections
+
+T = TypeVar("T")
+
+Scope = list[tuple[str, Any]]
+"""Column equalities that delimit what a query reads (``[]``: everything)."""
 
 TRAIL_COLUMNS = frozenset({"kind", "workspace_id", "user_id"})
 """State fields a ``minted`` row holds in its own columns rather than in ``data``."""
@@ -142,11 +157,18 @@ class AuditQueries:
     """Reads of the audit trail and the Credentials projection."""
 
     def __init__(
-        self, projections: Projections, datastore: PostgresDatastore, *, credentials_table: str
+        self,
+        projections: Projections,
+        datastore: PostgresDatastore,
+        *,
+        credentials_table: str,
+        router: ReadRouter | None = None,
     ) -> None:
-        """``credentials_table``: the auth lookup table (``last_used_at`` comes from there)."""
+        """``credentials_table``: the auth lookup table (``last_used_at`` comes from there);
+        ``router``: where reads may go besides the primary."""
         self._projections = projections
         self._datastore = datastore
+        self._router = router if router is not None and router.enabled else None
         audit = sql.Identifier(AUDIT_TABLE)
         self._select_events = sql.SQL("SELECT {} FROM {} ").format(
             sql.SQL(", ").join(sql.Identifier(c) for c in AUDIT_COLUMNS), audit
@@ -165,34 +187,89 @@ class AuditQueries:
             .as_string()
         )
 
-    def _fetch(self, statement: sql.Composed, params: list[Any]) -> list[AuditEvent]:
+    @contextlib.contextmanager
+    def snapshot(self, scope: Scope) -> Iterator[Curs]:
+        """A read-only transaction that holds every event of ``scope`` (column equalities;
+        ``[]``: the whole log) committed before the call: on a replica whose projections have
+        the scope's newest event (repeatable read: the check and the reads see one snapshot),
+        else on the primary. For every audit query, and for long reads such as an export."""
+        self._projections.wait_current()
+        router = self._router
+        if router is not None:
+            needed = self._scope_position(scope)
+            views = [p.view for p in self._projections.projections.values()]
+            with router.connection() as (conn, source):
+                if source != PRIMARY:
+                    with conn.transaction():
+                        curs = conn.cursor(row_factory=dict_row)
+                        try:
+                            curs.execute(
+                                "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+                            )
+                            current = all(view.position(curs).ordinal >= needed for view in views)
+                        except psycopg.Error:  # e.g. a migration not replayed there yet
+                            current = False
+                        if current:
+                            yield curs
+                            return
+                    router.skip_behind(source)
+                    router.count_primary()
         with self._datastore.transaction(commit=False) as curs:
-            curs.execute(statement, params)
-            return [
-                AuditEvent(
-                    position=row["position"],
-                    type=row["type"],
-                    at=row["at"],
-                    actor=Actor(type=row["actor_type"], id=row["actor_id"]),
-                    credential_id=row["credential_id"],
-                    kind=row["kind"],
-                    workspace_id=row["workspace_id"],
-                    user_id=row["user_id"],
-                    data=row["data"],
-                )
-                for row in curs.fetchall()
-            ]
+            yield curs
+
+    def _serve(self, scope: Scope, work: Callable[[Curs], T]) -> T:
+        with self.snapshot(scope) as curs:
+            return work(curs)
+
+    def _scope_position(self, scope: Scope) -> int:
+        """The position of the scope's newest event, on the (current) primary."""
+        where: sql.Composable = sql.SQL("")
+        if scope:
+            where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(
+                sql.SQL("{} = %s").format(sql.Identifier(column)) for column, _ in scope
+            )
+        statement = (
+            sql.SQL("SELECT coalesce(max(position), 0) AS n FROM {}").format(
+                sql.Identifier(AUDIT_TABLE)
+            )
+            + where
+        )
+        with self._datastore.transaction(commit=False) as curs:
+            curs.execute(statement, [value for _, value in scope])
+            row = curs.fetchone()
+        return int(row["n"]) if row else 0
+
+    @staticmethod
+    def _fetch(curs: Curs, statement: sql.Composed, params: list[Any]) -> list[AuditEvent]:
+        curs.execute(statement, params)
+        return [
+            AuditEvent(
+                position=row["position"],
+                type=row["type"],
+                at=row["at"],
+                actor=Actor(type=row["actor_type"], id=row["actor_id"]),
+                credential_id=row["credential_id"],
+                kind=row["kind"],
+                workspace_id=row["workspace_id"],
+                user_id=row["user_id"],
+                data=row["data"],
+            )
+            for row in curs.fetchall()
+        ]
 
     def history(self, credential_id: UUID) -> CredentialHistory:
         """The credential's current state and all its events, oldest first."""
-        self._projections.wait_current()
-        events = self._fetch(
-            self._select_events + sql.SQL("WHERE credential_id = %s ORDER BY position"),
-            [credential_id],
-        )
-        with self._datastore.transaction(commit=False) as curs:
+
+        def read(curs: Curs) -> tuple[list[AuditEvent], Any]:
+            events = self._fetch(
+                curs,
+                self._select_events + sql.SQL("WHERE credential_id = %s ORDER BY position"),
+                [credential_id],
+            )
             curs.execute(self._credential, (credential_id,))
-            row = curs.fetchone()
+            return events, curs.fetchone()
+
+        events, row = self._serve([("credential_id", credential_id)], read)
         if row is None or not events:
             raise CredentialNotFound
         state = CredentialState(**{k: row[k] for k in STATE_FIELDS})
@@ -231,14 +308,14 @@ class AuditQueries:
             conditions.append(sql.SQL("at < %s"))
             params.append(check_instant(until, "until"))
         params.append(limit + 1)
-        self._projections.wait_current()
-        rows = self._fetch(
+        statement = (
             self._select_events
             + sql.SQL("WHERE ")
             + sql.SQL(" AND ").join(conditions)
-            + sql.SQL(" ORDER BY position LIMIT %s"),
-            params,
+            + sql.SQL(" ORDER BY position LIMIT %s")
         )
+        scope = [(c, v) for c, v in (("workspace_id", workspace), ("user_id", user)) if v]
+        rows = self._serve(scope, lambda curs: self._fetch(curs, statement, params))
         page = rows[:limit]
         more = len(rows) > limit
         return AuditPage(events=page, next_cursor=str(page[-1].position) if more else None)
@@ -271,14 +348,14 @@ class AuditQueries:
             if value is not None:
                 conditions.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
                 params.append(value)
-        self._projections.wait_current()
-        events = self._fetch(
+        statement = (
             self._select_events
             + sql.SQL("WHERE ")
             + sql.SQL(" AND ").join(conditions)
-            + sql.SQL(" ORDER BY position"),
-            params,
+            + sql.SQL(" ORDER BY position")
         )
+        scope = [(c, v) for c, v in (("workspace_id", workspace), ("user_id", user)) if v]
+        events = self._serve(scope, lambda curs: self._fetch(curs, statement, params))
         usable = [s for s in states_as_of(events, at).values() if s.is_usable(at)]
         return sorted(usable, key=lambda s: (s.created_at, str(s.credential_id)))
 
@@ -286,12 +363,14 @@ class AuditQueries:
         """The workspaces the user is a member of, from their membership events (every command
         that returned before the call included)."""
         self._projections.wait_current(["audit_trail"])
-        events = self._fetch(
-            self._select_events
-            + sql.SQL(
-                "WHERE user_id = %s AND credential_id IS NULL AND workspace_id IS NOT NULL "
-                "AND type IN ('member_added', 'member_removed') ORDER BY position"
-            ),
-            [user_id],
-        )
+        with self._datastore.transaction(commit=False) as curs:
+            events = self._fetch(
+                curs,
+                self._select_events
+                + sql.SQL(
+                    "WHERE user_id = %s AND credential_id IS NULL AND workspace_id IS NOT NULL "
+                    "AND type IN ('member_added', 'member_removed') ORDER BY position"
+                ),
+                [user_id],
+            )
         return current_workspaces(events)

@@ -17,6 +17,15 @@ Without it (an app built in-process, e.g. by tests) the process's default regist
   group-commit writer's batches (its ``on_batch`` hook).
 - ``ledger_projection_lag_events{projection}``: how far each projection is behind, set with
   ``set_projection_lag``; ``ProjectionLagSync`` does, in every worker, from the tracking rows.
+- Read replicas (ADR 0023), from ``PostgresLedger.replica_report()`` by ``ReplicaStatsSync``:
+  ``ledger_replica_up{replica}`` (answers its checks), ``ledger_replica_lag_seconds{replica}``
+  (how long ago the primary first wrote what it has not replayed; +Inf while down),
+  ``ledger_replica_reads_total{source}`` (reads a replica could serve, by who served them:
+  ``replica-N`` or ``primary``), ``ledger_replica_skips_total{replica, reason}`` (passed over:
+  ``down``, ``lagging`` past ``LEDGER_REPLICA_MAX_LAG_MS``, ``behind`` what the read needed) and
+  ``ledger_unknown_token_primary_reads_total{outcome}`` (a replica's "unknown" asked again of
+  the primary, or not: ``over_budget``). Replicas are named by their place in
+  ``LEDGER_READ_DATABASE_URLS``, never by URL.
 - ``ledger_tokens_expiring_soon{kind}``: credentials neither revoked nor consumed whose expiry
   is within the next 7 days, counted by the scraping worker from the credentials table (one
   indexed aggregate query, its answer kept ``EXPIRING_CACHE_S`` seconds): ``ExpiringSoon``.
@@ -119,6 +128,31 @@ HORIZON_HOLDER_AGE = Gauge(
 )
 
 
+REPLICA_UP = Gauge(
+    "ledger_replica_up",
+    "Whether a read replica answered its last check (1) or not (0)",
+    ["replica"],
+    multiprocess_mode="mostrecent",
+)
+REPLICA_LAG = Gauge(
+    "ledger_replica_lag_seconds",
+    "How long ago the primary first wrote WAL that the replica has not replayed yet",
+    ["replica"],
+    multiprocess_mode="mostrecent",
+)
+REPLICA_READS = Counter(
+    "ledger_replica_reads", "Reads a replica could serve, by who served them", ["source"]
+)
+REPLICA_SKIPS = Counter(
+    "ledger_replica_skips", "Reads that passed a replica over, by reason", ["replica", "reason"]
+)
+UNKNOWN_TOKEN_READS = Counter(
+    "ledger_unknown_token_primary_reads",
+    "Verify misses a replica did not know: asked of the primary again, or over the budget",
+    ["outcome"],
+)
+
+
 def set_projection_lag(projection: str, lag: int) -> None:
     """Report how far ``projection`` is behind the event store (the projection runner calls it)."""
     PROJECTION_LAG.labels(projection).set(lag)
@@ -154,6 +188,47 @@ class CacheStatsSync:
             if misses > self._misses:
                 VERIFY_CACHE.labels("miss").inc(misses - self._misses)
             self._hits, self._misses = hits, misses
+
+    def start(self) -> None:
+        self._periodic.start()
+
+    def stop(self) -> None:
+        self._periodic.stop()
+
+
+class ReplicaStatsSync:
+    """Sets the replica gauges and adds the growth of the read counters, every
+    ``interval_s`` (the router counts in plain integers, as the verify cache does)."""
+
+    def __init__(self, ledger: PostgresLedger, interval_s: float = 2.0) -> None:
+        self._ledger = ledger
+        self._lock = threading.Lock()
+        self._seen: dict[tuple[str, ...], int] = {}
+        self._periodic = Periodic(
+            "ledger-replica-sync", interval_s, self.sync, at_start=True, at_stop=True
+        )
+
+    def _add(self, counter: Counter, labels: tuple[str, ...], total: int) -> None:
+        key = (str(id(counter)), *labels)
+        grown = total - self._seen.get(key, 0)
+        if grown > 0:
+            counter.labels(*labels).inc(grown)
+        self._seen[key] = max(total, self._seen.get(key, 0))
+
+    def sync(self) -> None:
+        with self._lock:
+            reports = self._ledger.replica_report()
+            for report in reports:
+                REPLICA_UP.labels(report.name).set(1 if report.up else 0)
+                REPLICA_LAG.labels(report.name).set(report.lag_s if report.up else float("inf"))
+                self._add(REPLICA_READS, (report.name,), report.reads)
+                for reason, count in report.skips.items():
+                    self._add(REPLICA_SKIPS, (report.name, reason), count)
+            if reports:
+                self._add(REPLICA_READS, ("primary",), self._ledger.primary_reads())
+                unknown = self._ledger.unknown_token_stats()
+                self._add(UNKNOWN_TOKEN_READS, ("asked",), unknown.asked_primary)
+                self._add(UNKNOWN_TOKEN_READS, ("over_budget",), unknown.over_budget)
 
     def start(self) -> None:
         self._periodic.start()

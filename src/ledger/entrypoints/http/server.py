@@ -61,9 +61,12 @@ def _metrics_hook(ledger: PostgresLedger) -> Iterator[None]:
     ledger.observe_writes(metrics.observe_batch)
     sync = metrics.CacheStatsSync(ledger)
     sync.start()
+    replicas = metrics.ReplicaStatsSync(ledger)
+    replicas.start()
     try:
         yield
     finally:
+        replicas.stop()
         sync.stop()
         ledger.observe_writes(None)
 
