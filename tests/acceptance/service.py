@@ -99,7 +99,13 @@ class ServeProcess:
             except httpx.TransportError:
                 return False
 
-        wait_until(ready, timeout=timeout, interval=0.05, what="ledger serve to be ready")
+        try:
+            wait_until(ready, timeout=timeout, interval=0.05, what="ledger serve to be ready")
+        except BaseException:
+            # A service that never became ready is stopped here, so that no caller leaks it
+            # (callers start it before their own try/finally).
+            self.stop()
+            raise
 
     def stop(self) -> int:
         """SIGTERM, then wait for the drain; the exit status."""

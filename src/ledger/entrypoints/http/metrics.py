@@ -190,10 +190,26 @@ class CacheStatsSync:
             self._hits, self._misses = hits, misses
 
     def start(self) -> None:
+        global _scrape_sync  # noqa: PLW0603 - one running sync per worker process
         self._periodic.start()
+        _scrape_sync = self
 
     def stop(self) -> None:
+        global _scrape_sync  # noqa: PLW0603 - see start
+        if _scrape_sync is self:
+            _scrape_sync = None
         self._periodic.stop()
+
+
+_scrape_sync: CacheStatsSync | None = None
+"""The worker's running ``CacheStatsSync``, synced again at each scrape it serves."""
+
+
+def sync_at_scrape() -> None:
+    """Bring this worker's cache counters up to date before a scrape is rendered."""
+    sync = _scrape_sync
+    if sync is not None:
+        sync.sync()
 
 
 class ReplicaStatsSync:

@@ -35,9 +35,7 @@ def readyz(ledger: LedgerDep) -> StatusBody:
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
 )
 def prometheus(request: Request) -> Response:
-    sync: metrics.CacheStatsSync | None = getattr(request.app.state, "metrics_sync", None)
-    if sync is not None:
-        sync.sync()
+    metrics.sync_at_scrape()
     extra = getattr(request.app.state, "expiring_soon", None)
     collectors = (extra,) if isinstance(extra, metrics.ExpiringSoon) else ()
     return Response(metrics.render(*collectors), media_type=CONTENT_TYPE_LATEST)
