@@ -156,6 +156,17 @@ def test_an_edited_daemon_id_is_named(store: Store) -> None:
     }
 
 
+def test_an_unknown_kind_in_a_one_event_stream_is_named(store: Store) -> None:
+    """A one-event stream has no chain link to break: an edit to a value the domain does not
+    know (a token kind) is still named at its position, without a checkpoint."""
+    store.tamper(
+        "UPDATE ledger_events SET state = convert_to(replace(convert_from(state, 'UTF8'), "
+        f"'daemon_token', 'bogus_token'), 'UTF8') WHERE originator_id = '{store.daemon}'"
+    )
+    report = store.verify()
+    assert ("event_altered", store.position(store.daemon, 1), str(store.daemon)) in found(report)
+
+
 def test_a_changed_revocation_reason_is_named(store: Store) -> None:
     store.tamper(
         "UPDATE ledger_events SET state = convert_to(replace(convert_from(state, 'UTF8'), "

@@ -490,7 +490,18 @@ class Streams:
         self.credentials += 1
         if undecodable or chain:
             return  # the stream itself is reported; its row is not compared with a guess
-        folded = _fold(events)
+        try:
+            folded = _fold(events)
+        except Exception:  # noqa: BLE001 - a stream the domain refuses to replay is a finding
+            yield Problem(
+                ProblemCode.EVENT_ALTERED,
+                "the stream's events cannot be replayed into a credential",
+                position=batch[0][0],
+                credential_id=credential_id,
+                stream_id=stream_id,
+                stream_version=batch[0][2],
+            )
+            return
         for problem in _compare_row(stream_id, folded, row):
             if self._keep_folded and folded is not None:
                 self.folded[stream_id] = folded
