@@ -15,6 +15,7 @@ from ledger.domain.errors import (
     NotRenewable,
     TokenNoLongerValid,
 )
+from ledger.domain.exchange import should_record_replay
 from ledger.domain.model import Actor, RevocationReason, TokenKind
 
 CREDENTIAL_NAMESPACE = UUID("6f1c3a52-8b1e-4e57-9d0a-2c4b7e9f5a10")
@@ -70,12 +71,16 @@ class Credential(LedgerAggregate):
     revoked_reason: RevocationReason | None
     consumed_at: datetime | None
     daemon_token_id: UUID | None
+    replays_recorded: int
+    last_replay_at: datetime | None
 
     def __init__(self) -> None:
         self.revoked_at = None
         self.revoked_reason = None
         self.consumed_at = None
         self.daemon_token_id = None
+        self.replays_recorded = 0
+        self.last_replay_at = None
 
     @staticmethod
     def create_id(token_hash: str) -> UUID:
@@ -114,6 +119,15 @@ class Credential(LedgerAggregate):
         def apply(self, aggregate: Any) -> None:
             aggregate.consumed_at = self.timestamp
             aggregate.daemon_token_id = self.daemon_token_id
+
+    class ReplayDetected(LedgerAggregate.Event):
+        """A used install token was presented again, not as a retry of its exchange."""
+
+        daemon_id: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.replays_recorded += 1
+            aggregate.last_replay_at = self.timestamp
 
     class Renewed(LedgerAggregate.Event):
         expires_at_before: datetime
@@ -267,6 +281,19 @@ class Credential(LedgerAggregate):
         """Mark this install token as exchanged for the daemon token ``daemon_token_id``."""
         self.check_exchangeable(at)
         self._emit(self.Consumed, at=at, actor=actor, daemon_token_id=daemon_token_id)
+
+    def record_replay(self, *, daemon_id: str, at: datetime, actor: Actor) -> bool:
+        """Record that this used install token was presented again (``daemon_id``: the one
+        presented), unless replays of it are being recorded too often already
+        (``should_record_replay``); whether it was recorded."""
+        if self.kind is not TokenKind.INSTALL_TOKEN or self.consumed_at is None:
+            raise InvalidInstallToken
+        if not should_record_replay(
+            recorded=self.replays_recorded, last_recorded_at=self.last_replay_at, at=at
+        ):
+            return False
+        self._emit(self.ReplayDetected, at=at, actor=actor, daemon_id=daemon_id)
+        return True
 
     def renew(self, *, at: datetime, actor: Actor) -> RenewalOutcome:
         """Extend a personal access token to ``at`` + 90 days when 7 days or less remain."""
