@@ -124,9 +124,11 @@ class Credential(LedgerAggregate):
         """A used install token was presented again, not as a retry of its exchange."""
 
         daemon_id: str
+        replays: int
+        """How many replays of the token are recorded, this one included."""
 
         def apply(self, aggregate: Any) -> None:
-            aggregate.replays_recorded += 1
+            aggregate.replays_recorded = self.replays
             aggregate.last_replay_at = self.timestamp
 
     class Renewed(LedgerAggregate.Event):
@@ -292,7 +294,13 @@ class Credential(LedgerAggregate):
             recorded=self.replays_recorded, last_recorded_at=self.last_replay_at, at=at
         ):
             return False
-        self._emit(self.ReplayDetected, at=at, actor=actor, daemon_id=daemon_id)
+        self._emit(
+            self.ReplayDetected,
+            at=at,
+            actor=actor,
+            daemon_id=daemon_id,
+            replays=self.replays_recorded + 1,
+        )
         return True
 
     def renew(self, *, at: datetime, actor: Actor) -> RenewalOutcome:
