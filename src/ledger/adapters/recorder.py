@@ -90,17 +90,20 @@ def _verbatim(text: str) -> str:
     return text
 
 
-def _batch_params(commands: Sequence[BatchCommand]) -> tuple[Jsonb, Jsonb, Jsonb]:
+def _batch_params(commands: Sequence[BatchCommand]) -> tuple[Jsonb, Jsonb, Jsonb | None]:
     """The batch as three JSON arrays with one entry per command (its events; its rows; its
     limit or null): one string join each, where psycopg's per-element dumping of ~22 column
     arrays cost Python per value (ADR 0012). A command's index is its position in the arrays."""
     events = "[" + ",".join([c.events_json for c in commands]) + "]"
     rows = "[" + ",".join([c.rows_json for c in commands]) + "]"
-    limits = "[" + ",".join([c.limit_json for c in commands]) + "]"
+    limits = [c.limit_json for c in commands]
     return (
         Jsonb(events, dumps=_verbatim),
         Jsonb(rows, dumps=_verbatim),
-        Jsonb(limits, dumps=_verbatim),
+        # NULL when no command has a limit: the function then skips the limits' statements.
+        None
+        if all(limit == "null" for limit in limits)
+        else Jsonb("[" + ",".join(limits) + "]", dumps=_verbatim),
     )
 
 

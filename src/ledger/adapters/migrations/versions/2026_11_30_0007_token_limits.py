@@ -53,17 +53,21 @@ BEGIN
     -- How long a write waits for a key, row or scope that a concurrent transaction holds.
     PERFORM set_config('lock_timeout', p_lock_timeout, true);
 
-    -- p_limits: one entry per command, null or [scope, principal, maximum, at]. Every scope
+    -- p_limits: one entry per command, null or [scope, principal, maximum, at]; NULL when no
+    -- command of the batch has a limit (then nothing below about limits runs). Every scope
     -- named in the batch is locked until the commit, in one order (batches cannot deadlock on
     -- them), before any event key: a count made under the lock sees every earlier commit of
     -- the scope, and no later one can add to it before this transaction ends.
-    PERFORM pg_advisory_xact_lock(s.k)
-    FROM (
-        SELECT DISTINCT hashtextextended('ledger_limit:' || (l->>0) || ':' || (l->>1), 0) AS k
-        FROM jsonb_array_elements(p_limits) AS l
-        WHERE jsonb_typeof(l) = 'array'
-        ORDER BY 1
-    ) AS s;
+    IF p_limits IS NOT NULL THEN
+        PERFORM pg_advisory_xact_lock(s.k)
+        FROM (
+            SELECT DISTINCT
+                hashtextextended('ledger_limit:' || (l->>0) || ':' || (l->>1), 0) AS k
+            FROM jsonb_array_elements(p_limits) AS l
+            WHERE jsonb_typeof(l) = 'array'
+            ORDER BY 1
+        ) AS s;
+    END IF;
     WITH ev AS (
         -- p_events: one array per command (its index in the batch, from 0), of
         -- [originator_id, originator_version, topic, state as hex] per event
@@ -97,41 +101,43 @@ BEGIN
 
     -- a command past its limit is refused whole too: in batch order, each counts what the
     -- store holds of its scope plus the commands of the batch admitted before it
-    FOR v_limit IN
-        SELECT (c.n - 1)::int AS cmd, l->>0 AS scope, (l->>1)::uuid AS principal,
-               (l->>2)::int AS maximum, (l->>3)::timestamptz AS at
-        FROM jsonb_array_elements(p_limits) WITH ORDINALITY AS c(l, n)
-        WHERE jsonb_typeof(l) = 'array'
-        ORDER BY c.n
-    LOOP
-        CONTINUE WHEN v_limit.cmd = ANY(v_refused);
-        IF v_limit.scope = 'personal_access_tokens' THEN
-            SELECT count(*) INTO v_count FROM (
-                SELECT 1 FROM ledger_credentials
-                WHERE user_id = v_limit.principal AND kind = 'personal_access_token'
-                  AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > v_limit.at)
-                LIMIT v_limit.maximum
-            ) AS held;
-        ELSIF v_limit.scope = 'daemon_tokens' THEN
-            SELECT count(*) INTO v_count FROM (
-                SELECT 1 FROM ledger_credentials
-                WHERE workspace_id = v_limit.principal AND kind = 'daemon_token'
-                  AND revoked_at IS NULL
-                LIMIT v_limit.maximum
-            ) AS held;
-        ELSE
-            RAISE EXCEPTION 'unknown limit scope %', v_limit.scope;
-        END IF;
-        v_scope := v_limit.scope || ':' || v_limit.principal;
-        v_count := v_count + coalesce((v_admitted->>v_scope)::bigint, 0);
-        IF v_count >= v_limit.maximum THEN
-            v_limited := v_limited || v_limit.cmd;
-        ELSE
-            v_admitted := v_admitted || jsonb_build_object(
-                v_scope, coalesce((v_admitted->>v_scope)::bigint, 0) + 1
-            );
-        END IF;
-    END LOOP;
+    IF p_limits IS NOT NULL THEN
+        FOR v_limit IN
+            SELECT (c.n - 1)::int AS cmd, l->>0 AS scope, (l->>1)::uuid AS principal,
+                   (l->>2)::int AS maximum, (l->>3)::timestamptz AS at
+            FROM jsonb_array_elements(p_limits) WITH ORDINALITY AS c(l, n)
+            WHERE jsonb_typeof(l) = 'array'
+            ORDER BY c.n
+        LOOP
+            CONTINUE WHEN v_limit.cmd = ANY(v_refused);
+            IF v_limit.scope = 'personal_access_tokens' THEN
+                SELECT count(*) INTO v_count FROM (
+                    SELECT 1 FROM ledger_credentials
+                    WHERE user_id = v_limit.principal AND kind = 'personal_access_token'
+                      AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > v_limit.at)
+                    LIMIT v_limit.maximum
+                ) AS held;
+            ELSIF v_limit.scope = 'daemon_tokens' THEN
+                SELECT count(*) INTO v_count FROM (
+                    SELECT 1 FROM ledger_credentials
+                    WHERE workspace_id = v_limit.principal AND kind = 'daemon_token'
+                      AND revoked_at IS NULL
+                    LIMIT v_limit.maximum
+                ) AS held;
+            ELSE
+                RAISE EXCEPTION 'unknown limit scope %', v_limit.scope;
+            END IF;
+            v_scope := v_limit.scope || ':' || v_limit.principal;
+            v_count := v_count + coalesce((v_admitted->>v_scope)::bigint, 0);
+            IF v_count >= v_limit.maximum THEN
+                v_limited := v_limited || v_limit.cmd;
+            ELSE
+                v_admitted := v_admitted || jsonb_build_object(
+                    v_scope, coalesce((v_admitted->>v_scope)::bigint, 0) + 1
+                );
+            END IF;
+        END LOOP;
+    END IF;
 
     v_out := v_refused || v_limited;
     IF cardinality(v_out) > 0 THEN
