@@ -16,11 +16,13 @@ import contextlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
+from typing import Any
 from uuid import UUID
 
 import psycopg
 from eventsourcing.persistence import StoredEvent
 from psycopg import sql
+from psycopg_pool import ConnectionPool
 
 from ledger.adapters import migrations
 from ledger.adapters.announcer import ChangeAnnouncer
@@ -176,6 +178,11 @@ class PostgresLedger(Ledger):
             read_streams=recorder.select_credential_and_workspace,
             close=self._close_adapters,
         )
+
+    @property
+    def credentials_pool(self) -> ConnectionPool[Any]:
+        """The auth table's connection pool (for operators and tests, not entry points)."""
+        return self._pool
 
     # The narrow surface for entry points.
 

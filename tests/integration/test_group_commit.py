@@ -14,9 +14,9 @@ from ledger.adapters.recorder import (
     BatchCommand,
     BatchIntegrityError,
     LedgerRecorder,
-    _batch_params,
+    batch_params,
 )
-from ledger.adapters.writer import GroupCommitWriter, _Pending
+from ledger.adapters.writer import GroupCommitWriter
 from ledger.application.ports import WriteOutcome
 from ledger.bootstrap import PostgresLedger
 from ledger.domain import Actor, Credential, RevocationReason, TokenKind
@@ -218,10 +218,11 @@ def test_a_batch_the_store_refuses_is_written_one_command_at_a_time(
     writer = GroupCommitWriter(recorder, max_batch=8)
     commands = [minted(ledger) for _ in range(4)]
     try:
-        writer._write([_Pending(c) for _, c in commands])  # one batch, handed over directly
+        outcomes = writer.write_batch([c for _, c in commands])
     finally:
         writer.close()
     assert sizes == [4, 1, 1, 1, 1]
+    assert all(outcome is not None for outcome in outcomes)
     for credential, _ in commands:
         assert ledger.credentials.get(credential.id) is not None
 
@@ -275,7 +276,7 @@ def test_a_command_racing_an_uncommitted_write_of_its_key_is_refused_whole(
     with psycopg.connect(database_url) as held:  # a transaction left open
         held.execute(
             "SELECT * FROM ledger_write_batch(%s, %s, %s, '10s')",
-            _batch_params([command_for(ledger, fresh)]),
+            batch_params([command_for(ledger, fresh)]),
         )
         outcomes: list[WriteOutcome] = []
         racing = threading.Thread(

@@ -243,7 +243,7 @@ def test_an_idle_transaction_of_the_ledger_is_ended_by_the_server(server_url: st
     url = fresh_database(server_url)
     ledger = build_ledger(url, settings=Settings(pool_size=2, idle_in_transaction_timeout_s=0.2))
     try:
-        with ledger._pool.connection() as conn:
+        with ledger.credentials_pool.connection() as conn:
             conn.autocommit = False
             conn.execute("SELECT pg_current_xact_id()")
             pid = conn.info.backend_pid
@@ -268,7 +268,7 @@ def test_the_timeouts_are_set_on_the_ledgers_connections(database_url: str) -> N
         settings=Settings(pool_size=1, idle_in_transaction_timeout_s=7, transaction_timeout_s=90),
     )
     try:
-        with ledger._pool.connection() as conn:
+        with ledger.credentials_pool.connection() as conn:
             idle = conn.execute("SHOW idle_in_transaction_session_timeout").fetchone()
             assert idle == ("7s",)
             if conn.info.server_version >= 170000:

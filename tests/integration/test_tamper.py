@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -427,6 +428,34 @@ def test_the_service_watch_checkpoints_and_reports_a_tampered_store(
         "tamper evidence: event_missing",
         "tamper evidence: auth_row_mismatch",
     ]
+
+
+def test_the_started_watch_checkpoints_then_verifies_against_that_checkpoint(
+    store: Store, tmp_path: Path
+) -> None:
+    directory = tmp_path / "scheduled"
+    settings = Settings(
+        checkpoint_dir=directory,
+        checkpoint_interval_s=3600,
+        verify_interval_s=3600,
+        signing_key_file=store.key_file,
+    )
+    counts: list[int] = []
+    verified = threading.Event()
+
+    def on_problems(count: int) -> None:
+        counts.append(count)
+        verified.set()
+
+    watch = AuditWatch(store.url, store.ledger.mapper, settings, store.ledger.clock, on_problems)
+    watch.start()
+    try:
+        assert verified.wait(60)
+    finally:
+        watch.stop()
+    assert counts == [0]
+    [written] = directory.glob("checkpoint-*.json")
+    assert parse_checkpoint(written.read_text()).log_size == store.checkpoint.log_size
 
 
 def test_repair_does_not_copy_tampered_events_into_the_auth_table(store: Store) -> None:

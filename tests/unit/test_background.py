@@ -37,3 +37,21 @@ def test_work_runs_first_when_asked_and_not_at_stop_unless_asked() -> None:
     assert ran.wait(30)
     periodic.stop()
     assert runs == [1]
+
+
+def test_work_that_returns_a_wait_sets_its_own_schedule() -> None:
+    runs: list[int] = []
+    third = threading.Event()
+
+    def work() -> float:
+        runs.append(len(runs))
+        if len(runs) < 3:
+            return 0.0  # due again at once
+        third.set()
+        return 3600.0
+
+    periodic = Periodic("test-schedule", 3600, work, at_start=True)
+    periodic.start()
+    assert third.wait(30)  # never the 3600 s interval: the work's own waits
+    periodic.stop()
+    assert runs == [0, 1, 2]

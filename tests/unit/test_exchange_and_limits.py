@@ -107,7 +107,7 @@ def test_a_replay_is_recorded_with_the_daemon_id_presented(ledger: Ledger) -> No
     feed = ledger.workspace_audit(owner, workspace_id, type="replay_detected")
     [replay] = feed.events
     assert replay.credential_id == install.id
-    assert replay.data == {"daemon_id": "intruder"}
+    assert replay.data == {"daemon_id": "intruder", "replays": 1}
     assert replay.actor.type == "system"
     ledger.verify(daemon.token)  # the policy is off by default: the daemon token still works
 

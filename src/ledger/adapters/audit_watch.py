@@ -9,7 +9,7 @@ reported to ``on_problems`` (the service makes it a metric). The service stays r
 from __future__ import annotations
 
 import logging
-import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from ledger.adapters.audit_verify import (
     trusted_key,
     verify_store,
 )
+from ledger.adapters.background import Periodic
 from ledger.adapters.signing import key_path
 from ledger.config import Settings
 from ledger.domain.checkpoint import InvalidCheckpoint, parse_checkpoint
@@ -32,7 +33,8 @@ log = logging.getLogger(__name__)
 
 
 class AuditWatch:
-    """Runs ``checkpoint_once`` and ``verify_once`` at their intervals in a thread."""
+    """Runs ``checkpoint_once`` and ``verify_once`` at their intervals, on one ``Periodic``
+    (one after the other: a verify at start uses the checkpoint written just before)."""
 
     def __init__(
         self,
@@ -47,8 +49,13 @@ class AuditWatch:
         self._settings = settings
         self._clock = clock
         self._on_problems = on_problems
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._tasks: list[tuple[float, Callable[[], object]]] = []
+        if settings.checkpoint_dir is not None:
+            self._tasks.append((settings.checkpoint_interval_s, self.checkpoint_once))
+        if settings.verify_interval_s is not None:
+            self._tasks.append((settings.verify_interval_s, self.verify_once))
+        self._due = [0.0 for _ in self._tasks]
+        self._periodic = Periodic("ledger-audit-watch", 0.0, self._tick, at_start=True)
 
     @property
     def enabled(self) -> bool:
@@ -97,35 +104,20 @@ class AuditWatch:
         return None
 
     def start(self) -> None:
-        if not self.enabled or self._thread is not None:
-            return
-        self._thread = threading.Thread(target=self._run, name="ledger-audit-watch", daemon=True)
-        self._thread.start()
+        if self.enabled:
+            self._periodic.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        self._periodic.stop()
 
-    def _run(self) -> None:
-        s = self._settings
-        tasks: list[tuple[float, Callable[[], object]]] = []
-        if s.checkpoint_dir is not None:
-            tasks.append((s.checkpoint_interval_s, self.checkpoint_once))
-        if s.verify_interval_s is not None:
-            tasks.append((s.verify_interval_s, self.verify_once))
-        due = [0.0 for _ in tasks]
-        elapsed = 0.0
-        while not self._stop.is_set():
-            for i, (interval, task) in enumerate(tasks):
-                if elapsed >= due[i]:
-                    due[i] = elapsed + interval
-                    try:
-                        task()
-                    except Exception:
-                        log.exception("audit watch task failed")
-            wait = max(0.0, min(due) - elapsed)
-            if self._stop.wait(wait):
-                return
-            elapsed += wait
+    def _tick(self) -> float:
+        """Run every task that is due; the seconds until the next one is."""
+        now = time.monotonic()
+        for i, (interval, task) in enumerate(self._tasks):
+            if now >= self._due[i]:
+                self._due[i] = now + interval
+                try:
+                    task()
+                except Exception:
+                    log.exception("audit watch task failed")
+        return max(0.0, min(self._due) - time.monotonic())

@@ -1,8 +1,9 @@
 """Periodic background work, written once.
 
 ``Periodic`` calls a function every ``interval_s`` on a daemon thread (at once when woken), and
-optionally first thing and once more when stopped: the ``last_used_at`` flusher and the
-metric syncs of ``ledger serve`` run on it.
+optionally first thing and once more when stopped: the ``last_used_at`` flusher, the metric
+syncs of ``ledger serve`` and the service's tamper watch run on it. A function that returns a
+number of seconds is next called after that many instead (a schedule of its own).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ class Periodic:
         self,
         name: str,
         interval_s: float,
-        work: Callable[[], None],
+        work: Callable[[], float | None],
         *,
         at_start: bool = False,
         at_stop: bool = False,
@@ -55,11 +56,15 @@ class Periodic:
             self._work()
 
     def _run(self) -> None:
-        if self._at_start:
-            self._work()
+        wait = self._call() if self._at_start else self._interval_s
         while not self._stop.is_set():
-            self._wake.wait(self._interval_s)
+            self._wake.wait(wait)
             self._wake.clear()
             if self._stop.is_set():
                 return
-            self._work()
+            wait = self._call()
+
+    def _call(self) -> float:
+        """Run the work; the seconds until the next run."""
+        wait = self._work()
+        return self._interval_s if wait is None else max(0.0, wait)

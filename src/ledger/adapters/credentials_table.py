@@ -11,7 +11,6 @@ Reads take a connection straight from a ``psycopg_pool`` pool and fetch tuples: 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import fields
 from datetime import datetime
 from operator import attrgetter
 from typing import Any
@@ -24,31 +23,26 @@ from psycopg_pool import ConnectionPool
 from ledger.adapters.postgres import CREDENTIALS_TABLE
 from ledger.application.ports import AuthRow
 from ledger.domain import TokenKind
-from ledger.domain.credential_row import CredentialRow
+from ledger.domain.credential_row import (
+    MUTABLE_FIELDS,
+    TABLE_COLUMNS,
+    WRITE_COLUMNS,
+    CredentialRow,
+)
+from ledger.domain.credential_row import SQL_TYPES as DECLARED_TYPES
 
-COLUMNS = tuple(f.name for f in fields(CredentialRow))
-WRITE_COLUMNS = tuple(c for c in COLUMNS if c != "last_used_at")
-"""What the event-insert transaction writes: everything but the usage timestamp."""
-SQL_TYPES = {
-    "credential_id": "uuid",
-    "token_hash": "text",
-    "kind": "text",
-    "token_prefix": "text",
-    "name": "text",
-    "user_id": "uuid",
-    "workspace_id": "uuid",
-    "daemon_id": "text",
-    "install_token_id": "uuid",
-    "created_by": "uuid",
-    "created_at": "timestamptz",
-    "expires_at": "timestamptz",
-    "revoked_at": "timestamptz",
-    "revoked_reason": "text",
-    "consumed_at": "timestamptz",
-    "version": "bigint",
-    "last_used_at": "timestamptz",
-}
-MUTABLE_COLUMNS = ("expires_at", "revoked_at", "revoked_reason", "consumed_at", "version")
+COLUMNS = TABLE_COLUMNS
+"""The table's columns: the declaration's fields the table holds (``CredentialRow``)."""
+__all__ = [
+    "COLUMNS",
+    "MUTABLE_COLUMNS",
+    "SQL_TYPES",
+    "WRITE_COLUMNS",
+    "CredentialsTable",
+    "row_values",
+]
+SQL_TYPES = {c: DECLARED_TYPES[c] for c in COLUMNS}
+MUTABLE_COLUMNS = tuple(c for c in MUTABLE_FIELDS if c in WRITE_COLUMNS)
 """``SQL_TYPES`` and ``MUTABLE_COLUMNS`` describe what the write-batch function (migration 0003)
 must cast and update; since its SQL is frozen there, ``tests/unit/test_write_batch_function.py``
 holds it to them."""

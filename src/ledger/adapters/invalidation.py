@@ -13,23 +13,22 @@ Two paths, so that revocation never waits for the log's horizon:
   dropped) is caught there, once every older transaction of the cluster has ended. The cache's
   maximum entry lifetime bounds even that.
 
-On any connection error the thread clears the cache, waits, reconnects and resumes the backstop
-from the position it had reached, so nothing committed meanwhile is missed.
+The thread is a ``ledger.adapters.follower.Follower``: on any connection error it clears the
+cache, waits, reconnects and resumes the backstop from the position it had reached, so nothing
+committed meanwhile is missed.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-import time
-from collections.abc import Iterable
-from typing import Any, Protocol
+from collections.abc import Iterable, Sequence
+from typing import Protocol
 from uuid import UUID
 
-import psycopg
 from psycopg import sql
 
 from ledger.adapters.announcer import parse_payload
+from ledger.adapters.follower import Conn, Follower
 from ledger.adapters.log_order import (
     HORIZON_QUERY,
     START,
@@ -65,76 +64,51 @@ class CacheInvalidator:
         own_origin: str | None = None,
         poll_s: float = 1.0,
     ) -> None:
-        self._url = database_url
         self._own_origin = own_origin
         self._cache = cache
-        self._poll_s = poll_s
-        self._listen = sql.SQL("LISTEN {}").format(sql.Identifier(channel)).as_string()
         table = sql.Identifier(events_table)
         self._newest = newest_below_query(table)
         self._page = after_horizon_page(table, sql.SQL("originator_id"))
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
-        self._thread = threading.Thread(target=self._run, name=INVALIDATOR_NAME, daemon=True)
+        self._follower = Follower(
+            database_url,
+            channel=channel,
+            name=INVALIDATOR_NAME,
+            what="cache invalidator",
+            poll_s=poll_s,
+            connected=self._connected,
+            heard=self._heard_all,
+            lost=self._lost,
+        )
         self.position: LogPosition | None = None
         """How far the backstop has read (``None`` until the first connection)."""
         self.announced = 0
         """Announcements of other processes acted on (for tests and metrics)."""
+        self.backstop_reads = 0
+        """Times the backstop read the log (for tests and metrics)."""
 
     def start(self, timeout: float = 10.0) -> None:
-        """Start the thread and wait until it listens (so no later change can be missed)."""
-        self._thread.start()
-        self._ready.wait(timeout)
+        """Start following and wait until it listens (so no later change can be missed)."""
+        self._follower.start(timeout)
 
     def stop(self) -> None:
-        self._stop.set()
-        conn = self._conn
-        if conn is not None:
-            conn.close()  # interrupts a wait for notifications at once
-        if self._thread.is_alive():
-            self._thread.join()
+        self._follower.stop()
 
-    def _run(self) -> None:
-        backoff = 0.1
-        while not self._stop.is_set():
-            try:
-                with psycopg.connect(
-                    self._url, autocommit=True, connect_timeout=5, application_name=INVALIDATOR_NAME
-                ) as conn:
-                    self._conn = conn
-                    if self._stop.is_set():
-                        return
-                    conn.execute(self._listen)
-                    if self.position is None:
-                        # Everything below the horizon is in the table the cache reads; what
-                        # is above it, the backstop reads when it is final.
-                        self.position = self._newest_below(conn)
-                    self.catch_up(conn)
-                    self._ready.set()
-                    backoff = 0.1
-                    self._follow(conn)
-            except psycopg.Error as error:
-                if self._stop.is_set():
-                    return
-                log.warning("cache invalidator lost its connection: %s", type(error).__name__)
-                # Announcements may have been missed while disconnected: forget everything.
-                self._cache.clear()
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
+    def _connected(self, conn: Conn) -> None:
+        if self.position is None:
+            # Everything below the horizon is in the table the cache reads; what is above
+            # it, the backstop reads when it is final.
+            self.position = self._newest_below(conn)
+        self.catch_up(conn)
 
-    def _follow(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
-        last = time.monotonic()
-        while not self._stop.is_set():
-            timeout = max(0.0, last + self._poll_s - time.monotonic())
-            for notify in conn.notifies(timeout=timeout, stop_after=1):
-                self._heard(notify.payload)
-            for notify in conn.notifies(timeout=0):  # whatever queued behind it
-                self._heard(notify.payload)
-            now = time.monotonic()
-            if now - last >= self._poll_s:
-                self.catch_up(conn)
-                last = now
+    def _heard_all(self, conn: Conn, payloads: Sequence[str], poll_due: bool) -> None:
+        for payload in payloads:
+            self._heard(payload)
+        if poll_due:
+            self.catch_up(conn)
+
+    def _lost(self, _error: BaseException) -> None:
+        # Announcements may have been missed while disconnected: forget everything.
+        self._cache.clear()
 
     def _heard(self, payload: str) -> None:
         try:
@@ -146,15 +120,16 @@ class CacheInvalidator:
             self._cache.evict(ids)
             self.announced += 1
 
-    def _newest_below(self, conn: psycopg.Connection[tuple[Any, ...]]) -> LogPosition:
+    def _newest_below(self, conn: Conn) -> LogPosition:
         horizon = conn.execute(HORIZON_QUERY).fetchone()
         assert horizon is not None
         row = conn.execute(self._newest, (horizon[0],)).fetchone()
         return START if row is None else LogPosition(int(row[0]), int(row[1]))
 
-    def catch_up(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+    def catch_up(self, conn: Conn) -> None:
         """The backstop: evict every stream written after the position, below the horizon."""
         assert self.position is not None
+        self.backstop_reads += 1
         horizon_row = conn.execute(HORIZON_QUERY).fetchone()
         assert horizon_row is not None
         horizon = horizon_row[0]

@@ -90,7 +90,7 @@ def _verbatim(text: str) -> str:
     return text
 
 
-def _batch_params(commands: Sequence[BatchCommand]) -> tuple[Jsonb, Jsonb, Jsonb | None]:
+def batch_params(commands: Sequence[BatchCommand]) -> tuple[Jsonb, Jsonb, Jsonb | None]:
     """The batch as three JSON arrays with one entry per command (its events; its rows; its
     limit or null): one string join each, where psycopg's per-element dumping of ~22 column
     arrays cost Python per value (ADR 0012). A command's index is its position in the arrays."""
@@ -212,7 +212,7 @@ class LedgerRecorder(PostgresApplicationRecorder):
         ``Refused.LIMIT_REACHED`` when its limit was reached (counting the commands of the batch
         admitted before it).
         """
-        events, rows, limits = _batch_params(commands)
+        events, rows, limits = batch_params(commands)
         with self._batch_connection() as conn:
             # Autocommit: the statement is its own transaction, rolled back whole on any error.
             assert conn.autocommit

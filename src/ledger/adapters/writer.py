@@ -164,6 +164,17 @@ class GroupCommitWriter:
                 log.warning("the on_batch hook failed", exc_info=True)
         return outcome
 
+    def write_batch(self, commands: Sequence[BatchCommand]) -> list[WriteOutcome]:
+        """Write ``commands`` as one batch on the calling thread, as a writer thread would (a
+        batch the store refuses is written one command at a time); each command's outcome."""
+        batch = [_Pending(command) for command in commands]
+        self._write(batch)
+        for pending in batch:
+            if pending.error is not None:
+                msg = f"write failed: {type(pending.error).__name__}"
+                raise ServiceUnavailable(msg) from pending.error
+        return [pending.outcome for pending in batch]
+
     @property
     def queued(self) -> int:
         """Commands waiting for the next transaction (the one in flight not counted)."""

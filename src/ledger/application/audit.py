@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from ledger.domain import Actor
-from ledger.domain.credential import usable_at
+from ledger.domain.credential_row import CredentialRow, usable_at
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
@@ -69,6 +69,11 @@ class CredentialState:
     daemon_token_id: UUID | None
     last_used_at: datetime | None = None
 
+    @classmethod
+    def of(cls, row: CredentialRow) -> CredentialState:
+        """The state's fields of a credential's row (each is a field of the declaration)."""
+        return cls(**{name: getattr(row, name) for name in STATE_FIELDS})
+
     def is_usable(self, at: datetime) -> bool:
         """The contract's usability rule (``ledger.domain.credential.usable_at``)."""
         return usable_at(
@@ -123,3 +128,7 @@ class AuditPage:
 
     def to_json(self) -> dict[str, Any]:
         return {"events": [e.to_json() for e in self.events], "next_cursor": self.next_cursor}
+
+
+STATE_FIELDS = tuple(f.name for f in fields(CredentialState))
+"""``CredentialState``'s fields: all of them fields of ``CredentialRow``, by the same names."""

@@ -38,7 +38,7 @@ from uuid import UUID
 
 from ledger.domain import Credential, TokenKind
 from ledger.domain.clock import Clock, from_nanos, nanos_of, to_nanos
-from ledger.domain.credential import usable_at
+from ledger.domain.credential_row import usable_at
 from ledger.domain.errors import InvalidToken
 from ledger.domain.principal import Principal
 from ledger.domain.tokens import TOKEN_LENGTH, parse_kind

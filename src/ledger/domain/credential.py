@@ -9,6 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from ledger.domain.base import LedgerAggregate
+from ledger.domain.credential_row import Change, CredentialRow, fold, sources
 from ledger.domain.errors import (
     InstallTokenAlreadyUsed,
     InvalidInstallToken,
@@ -27,25 +28,6 @@ INSTALL_TOKEN_LIFETIME = timedelta(minutes=15)
 INITIAL_PAT_LIFETIME = timedelta(days=90)
 
 
-def usable_at(
-    at: datetime,
-    *,
-    minted_at: datetime,
-    expires_at: datetime | None,
-    revoked_at: datetime | None,
-    consumed_at: datetime | None,
-) -> bool:
-    """The contract's rule: usable at ``at`` iff minted at or before it, ``at`` before the
-    expiry (if any), and neither revoked nor consumed at or before it. Every view of a credential
-    (the aggregate, the auth table's row, a state as of an instant) decides with this one."""
-    return (
-        minted_at <= at
-        and (expires_at is None or at < expires_at)
-        and (revoked_at is None or revoked_at > at)
-        and (consumed_at is None or consumed_at > at)
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class RenewalOutcome:
     """What a renewal did: ``renewed`` is true for exactly one of any set of racing renewals."""
@@ -55,32 +37,15 @@ class RenewalOutcome:
 
 
 class Credential(LedgerAggregate):
-    """A token's lifecycle: minted, then possibly consumed (install), renewed (PAT), revoked."""
+    """A token's lifecycle: minted, then possibly consumed (install), renewed (PAT), revoked.
 
-    kind: TokenKind
-    token_hash: str
-    token_prefix: str
-    name: str | None
-    user_id: UUID | None
-    workspace_id: UUID | None
-    daemon_id: str | None
-    install_token_id: UUID | None
-    created_by: UUID | None
-    expires_at: datetime | None
-    revoked_at: datetime | None
-    revoked_reason: RevocationReason | None
-    consumed_at: datetime | None
-    daemon_token_id: UUID | None
-    replays_recorded: int
-    last_replay_at: datetime | None
+    Its state is a ``CredentialRow``, which every event changes through the one ``fold``
+    (``ledger.domain.credential_row``); the aggregate checks the rules and emits events."""
+
+    state: CredentialRow
 
     def __init__(self) -> None:
-        self.revoked_at = None
-        self.revoked_reason = None
-        self.consumed_at = None
-        self.daemon_token_id = None
-        self.replays_recorded = 0
-        self.last_replay_at = None
+        """State is set by the events (``Minted`` first)."""
 
     @staticmethod
     def create_id(token_hash: str) -> UUID:
@@ -101,24 +66,14 @@ class Credential(LedgerAggregate):
         expires_at: datetime | None
 
         def apply(self, aggregate: Any) -> None:
-            cred: Credential = aggregate
-            cred.kind = TokenKind(self.kind)
-            cred.token_hash = self.token_hash
-            cred.token_prefix = self.token_prefix
-            cred.name = self.name
-            cred.user_id = self.user_id
-            cred.workspace_id = self.workspace_id
-            cred.daemon_id = self.daemon_id
-            cred.install_token_id = self.install_token_id
-            cred.created_by = self.created_by
-            cred.expires_at = self.expires_at
+            TokenKind(self.kind)  # an unknown kind cannot be a credential
+            _fold(aggregate, self)
 
     class Consumed(LedgerAggregate.Event):
         daemon_token_id: UUID
 
         def apply(self, aggregate: Any) -> None:
-            aggregate.consumed_at = self.timestamp
-            aggregate.daemon_token_id = self.daemon_token_id
+            _fold(aggregate, self)
 
     class ReplayDetected(LedgerAggregate.Event):
         """A used install token was presented again, not as a retry of its exchange."""
@@ -128,22 +83,88 @@ class Credential(LedgerAggregate):
         """How many replays of the token are recorded, this one included."""
 
         def apply(self, aggregate: Any) -> None:
-            aggregate.replays_recorded = self.replays
-            aggregate.last_replay_at = self.timestamp
+            _fold(aggregate, self)
 
     class Renewed(LedgerAggregate.Event):
         expires_at_before: datetime
         expires_at_after: datetime
 
         def apply(self, aggregate: Any) -> None:
-            aggregate.expires_at = self.expires_at_after
+            _fold(aggregate, self)
 
     class Revoked(LedgerAggregate.Event):
         reason: str
 
         def apply(self, aggregate: Any) -> None:
-            aggregate.revoked_at = self.timestamp
-            aggregate.revoked_reason = RevocationReason(self.reason)
+            RevocationReason(self.reason)  # an unknown reason cannot be a revocation
+            _fold(aggregate, self)
+
+    # ----------------------------------------------------------------------------- state
+
+    @property
+    def kind(self) -> TokenKind:
+        return TokenKind(self.state.kind)
+
+    @property
+    def token_hash(self) -> str:
+        return self.state.token_hash
+
+    @property
+    def token_prefix(self) -> str:
+        return self.state.token_prefix
+
+    @property
+    def name(self) -> str | None:
+        return self.state.name
+
+    @property
+    def user_id(self) -> UUID | None:
+        return self.state.user_id
+
+    @property
+    def workspace_id(self) -> UUID | None:
+        return self.state.workspace_id
+
+    @property
+    def daemon_id(self) -> str | None:
+        return self.state.daemon_id
+
+    @property
+    def install_token_id(self) -> UUID | None:
+        return self.state.install_token_id
+
+    @property
+    def created_by(self) -> UUID | None:
+        return self.state.created_by
+
+    @property
+    def expires_at(self) -> datetime | None:
+        return self.state.expires_at
+
+    @property
+    def revoked_at(self) -> datetime | None:
+        return self.state.revoked_at
+
+    @property
+    def revoked_reason(self) -> RevocationReason | None:
+        reason = self.state.revoked_reason
+        return None if reason is None else RevocationReason(reason)
+
+    @property
+    def consumed_at(self) -> datetime | None:
+        return self.state.consumed_at
+
+    @property
+    def daemon_token_id(self) -> UUID | None:
+        return self.state.daemon_token_id
+
+    @property
+    def replays_recorded(self) -> int:
+        return self.state.replays_recorded
+
+    @property
+    def last_replay_at(self) -> datetime | None:
+        return self.state.last_replay_at
 
     # ----------------------------------------------------------------------------- creation
 
@@ -255,18 +276,12 @@ class Credential(LedgerAggregate):
 
     @property
     def minted_at(self) -> datetime:
-        return self.created_on
+        return self.state.created_at
 
     def is_usable(self, at: datetime) -> bool:
         """Usable at ``at`` iff minted at or before it, not expired, neither revoked nor
         consumed at or before it."""
-        return usable_at(
-            at,
-            minted_at=self.minted_at,
-            expires_at=self.expires_at,
-            revoked_at=self.revoked_at,
-            consumed_at=self.consumed_at,
-        )
+        return self.state.is_usable(at)
 
     # ----------------------------------------------------------------------------- commands
 
@@ -329,3 +344,34 @@ class Credential(LedgerAggregate):
             return False
         self._emit(self.Revoked, at=at, actor=actor, reason=reason.value)
         return True
+
+
+EVENT_TYPES: dict[type[LedgerAggregate.Event], str] = {
+    Credential.Minted: "minted",
+    Credential.Consumed: "consumed",
+    Credential.Renewed: "renewed",
+    Credential.Revoked: "revoked",
+    Credential.ReplayDetected: "replay_detected",
+}
+"""Every credential event class and its type (the audit trail's name, a key of ``FOLDS``)."""
+
+
+_SOURCES = {event_class: sources(type_) for event_class, type_ in EVENT_TYPES.items()}
+
+
+def change_of(event: LedgerAggregate.Event) -> Change:
+    """A credential event as the fold reads it."""
+    event_class = type(event)
+    return Change(
+        EVENT_TYPES[event_class],
+        event.originator_id,
+        event.timestamp,
+        event.originator_version,
+        {source: getattr(event, source) for source in _SOURCES[event_class]},
+    )
+
+
+def _fold(aggregate: Credential, event: LedgerAggregate.Event) -> None:
+    state = fold(getattr(aggregate, "state", None), change_of(event))
+    assert state is not None, "a credential's first event is its Minted"
+    aggregate.state = state

@@ -195,7 +195,7 @@ def _revoked(
 def _replay_detected(
     position: int, event: Credential.ReplayDetected, context: CredentialContext | None
 ) -> AuditRow:
-    data = {"daemon_id": event.daemon_id}
+    data = {"daemon_id": event.daemon_id, "replays": event.replays}
     return _credential_row(position, event, context, "replay_detected", data)
 
 

@@ -24,6 +24,7 @@ from uuid import UUID
 from psycopg import sql
 
 from ledger.domain import Credential
+from ledger.domain.credential_row import INSTANT_SQL, SQL_TYPES
 from ledger.projections.base import (
     Curs,
     LedgerProjection,
@@ -91,25 +92,9 @@ class CredentialViewRow:
 
 
 VIEW_COLUMNS = tuple(f.name for f in fields(CredentialViewRow))
-_INSTANT = "timestamp with time zone"
-VIEW_TYPES = {
-    "credential_id": "uuid",
-    "kind": "text",
-    "token_prefix": "text",
-    "name": "text",
-    "user_id": "uuid",
-    "workspace_id": "uuid",
-    "daemon_id": "text",
-    "install_token_id": "uuid",
-    "created_by": "uuid",
-    "created_at": _INSTANT,
-    "expires_at": _INSTANT,
-    "revoked_at": _INSTANT,
-    "revoked_reason": "text",
-    "consumed_at": _INSTANT,
-    "daemon_token_id": "uuid",
-    "version": "bigint",
-}
+"""The view's columns: fields of the credential's declaration (``CredentialRow``), by name."""
+_COPY_NAMES = {INSTANT_SQL: "timestamp with time zone"}  # the name binary COPY knows it by
+VIEW_TYPES = {c: _COPY_NAMES.get(SQL_TYPES[c], SQL_TYPES[c]) for c in VIEW_COLUMNS}
 """The types of ``VIEW_COLUMNS``, in their order (binary ``COPY`` sends exactly these)."""
 VIEW_CHECK = RowCheck(
     VIEW_TYPES, required=("credential_id", "kind", "token_prefix", "created_at", "version")

@@ -5,13 +5,12 @@ Every query first waits until the projections reflect every event committed befo
 
 ``valid_at`` is computed from the audit trail (the events), never from a snapshot of today's
 state: each credential's state as of ``T`` is its ``minted`` event folded with its later events
-recorded at or before ``T``.
+recorded at or before ``T``, by the same fold as the aggregate's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -22,71 +21,91 @@ from psycopg import sql
 from ledger.application.audit import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
+    STATE_FIELDS,
     AuditEvent,
     AuditPage,
     CredentialHistory,
     CredentialState,
 )
-from ledger.domain import Actor
+from ledger.domain import Actor, TokenKind
+from ledger.domain.credential_row import (
+    AT,
+    FOLDS,
+    INSTANT_SQL,
+    SQL_TYPES,
+    TEXT_SQL,
+    UUID_SQL,
+    Change,
+    CredentialRow,
+    fold,
+)
 from ledger.domain.errors import CredentialNotFound, InvalidQueryParameter
 from ledger.projections.audit_trail import AUDIT_COLUMNS, AUDIT_TABLE, EVENT_TYPES
 from ledger.projections.credentials import CREDENTIALS_VIEW, VIEW_COLUMNS
 from ledger.projections.runner import Projections
 
+TRAIL_COLUMNS = frozenset({"kind", "workspace_id", "user_id"})
+"""State fields a ``minted`` row holds in its own columns rather than in ``data``."""
 
-def _instant(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
+
+def _parsed(value: Any, sql_type: str) -> Any:
+    """A value of an audit row's ``data`` (JSON) as the declared field type holds it."""
+    if sql_type == TEXT_SQL or value is None:
+        return value
+    if not value:
+        return None
+    if sql_type == UUID_SQL:
+        return UUID(value)
+    if sql_type == INSTANT_SQL:
+        return datetime.fromisoformat(value)
+    return value
 
 
-def _minted_state(event: AuditEvent) -> CredentialState:
-    assert event.credential_id is not None and event.kind is not None
-    data = event.data
-    return CredentialState(
-        credential_id=event.credential_id,
-        kind=event.kind,
-        token_prefix=data["token_prefix"],
-        name=data.get("name"),
-        user_id=event.user_id if event.kind == "personal_access_token" else None,
-        workspace_id=event.workspace_id,
-        daemon_id=data.get("daemon_id"),
-        install_token_id=UUID(data["install_token_id"]) if data.get("install_token_id") else None,
-        created_by=UUID(data["created_by"]) if data.get("created_by") else None,
-        created_at=event.at,
-        expires_at=_instant(data.get("expires_at")),
-        revoked_at=None,
-        revoked_reason=None,
-        consumed_at=None,
-        daemon_token_id=None,
-    )
+def audit_change(event: AuditEvent) -> Change | None:
+    """A credential's audit row as the fold reads it (``None``: not a credential event).
+
+    Values come from ``data`` under the names the event's ``Fold`` reads, typed by the field
+    they set; a ``minted`` row's kind, workspace and holder are columns of the trail, and the
+    trail never holds the token hash."""
+    rule = FOLDS.get(event.type)
+    if rule is None or event.credential_id is None:
+        return None
+    values: dict[str, Any] = {}
+    for name, source in rule.sets.items():
+        if source == AT:
+            continue
+        if rule.creates and name in TRAIL_COLUMNS:
+            continue
+        if rule.creates and name == "token_hash":
+            values[source] = ""
+            continue
+        values[source] = _parsed(event.data.get(source), SQL_TYPES[name])
+    if rule.creates:
+        kind = event.kind
+        values["kind"] = kind
+        values["workspace_id"] = event.workspace_id
+        # The trail's user is the token's holder: a personal access token's user, else the
+        # issuer (who is ``created_by`` already).
+        values["user_id"] = event.user_id if kind == TokenKind.PERSONAL_ACCESS_TOKEN else None
+    # The position stands in for the stream version: a state as of an instant shows none.
+    return Change(event.type, event.credential_id, event.at, event.position, values)
 
 
 def states_as_of(events: Iterable[AuditEvent], at: datetime | None) -> dict[UUID, CredentialState]:
     """Each credential's state as of ``at`` (``None``: after every event), from its events in
-    log order. Only events recorded at or before ``at`` count; a credential minted after ``at``
-    is absent."""
-    states: dict[UUID, CredentialState] = {}
+    log order, folded with the credential's one fold (``ledger.domain.credential_row``). Only
+    events recorded at or before ``at`` count; a credential minted after ``at`` is absent."""
+    states: dict[UUID, CredentialRow] = {}
     for event in events:
-        cid = event.credential_id
-        if cid is None or (at is not None and event.at > at):
+        if at is not None and event.at > at:
             continue
-        if event.type == "minted":
-            states[cid] = _minted_state(event)
+        change = audit_change(event)
+        if change is None:
             continue
-        state = states.get(cid)
-        if state is None:
-            continue
-        if event.type == "renewed":
-            states[cid] = replace(state, expires_at=_instant(event.data["expires_at_after"]))
-        elif event.type == "revoked" and state.revoked_at is None:
-            states[cid] = replace(state, revoked_at=event.at, revoked_reason=event.data["reason"])
-        elif event.type == "consumed" and state.consumed_at is None:
-            daemon_token = event.data.get("daemon_token_id")
-            states[cid] = replace(
-                state,
-                consumed_at=event.at,
-                daemon_token_id=UUID(daemon_token) if daemon_token else None,
-            )
-    return states
+        state = fold(states.get(change.credential_id), change)
+        if state is not None:
+            states[change.credential_id] = state
+    return {cid: CredentialState.of(state) for cid, state in states.items()}
 
 
 def check_instant(value: datetime, field: str) -> datetime:
@@ -174,9 +193,7 @@ class AuditQueries:
             row = curs.fetchone()
         if row is None or not events:
             raise CredentialNotFound
-        state = CredentialState(
-            **{k: row[k] for k in (*VIEW_COLUMNS, "last_used_at") if k != "version"}
-        )
+        state = CredentialState(**{k: row[k] for k in STATE_FIELDS})
         return CredentialHistory(credential=state, events=events)
 
     def events(

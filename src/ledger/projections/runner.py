@@ -10,10 +10,10 @@ turns on the row locks instead of duplicating work.
 Events are read in the log's order and only below the horizon (``ledger.adapters.log_order``,
 ADR 0018); a position is a ``Mark``: the last event's place in that order and its ordinal.
 
-The live runner is a thread that LISTENs on the event store's channel (writers announce every
-committed batch there, after the commit: ``ledger.adapters.announcer``), catches up on each
-announcement (and every ``poll_s`` without one), and reconnects by itself when its connection
-drops.
+The live runner follows the event store's channel (``ledger.adapters.follower``: writers
+announce every committed batch there, after the commit, ``ledger.adapters.announcer``), catches
+up on each announcement (and every ``poll_s`` without one), and reconnects by itself when its
+connection drops.
 
 Read after write: ``wait_current`` finds the newest committed event, waits (at most
 ``wait_timeout_s``, then ``ServiceUnavailable``) until the horizon has passed it, and catches up
@@ -30,7 +30,6 @@ batch under savepoints, records it as ``rejected_by_store`` and writes the other
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ from eventsourcing.persistence import PersistenceError
 from eventsourcing.postgres import PostgresDatastore
 from psycopg import sql
 
+from ledger.adapters.follower import Conn, Follower
 from ledger.adapters.log_order import (
     START,
     LogPosition,
@@ -181,10 +181,8 @@ class Projections:
     ) -> None:
         self._datastore = datastore
         self._wait_timeout_s = wait_timeout_s
-        self._url = database_url
         self._clock = clock
         self.batch_size = batch_size
-        self._poll_s = poll_s
         self.log = EventLog(app.mapper, events_table)
         """The event log the projections follow."""
         self.projections: dict[str, LedgerProjection[Any]] = {
@@ -236,12 +234,17 @@ class Projections:
             .format(problems)
             .as_string()
         )
-        self._listen = sql.SQL("LISTEN {}").format(sql.Identifier(channel)).as_string()
         self._tracking_ready = False
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
-        self._thread: threading.Thread | None = None
+        self._follower = Follower(
+            database_url,
+            channel=channel,
+            name=LISTENER_NAME,
+            what="projection runner",
+            poll_s=poll_s,
+            connected=lambda _conn: self.catch_up(),
+            heard=self._heard,
+            connection_errors=(psycopg.Error, PersistenceError),
+        )
         self.batches = 0
         """Batches this process committed (for metrics and tests)."""
 
@@ -598,52 +601,15 @@ class Projections:
 
     def start(self, timeout: float = 10.0) -> None:
         """Follow the event store in a background thread until ``stop``."""
-        if self._thread is not None:
-            return
-        self._thread = threading.Thread(target=self._run, name="ledger-projections", daemon=True)
-        self._thread.start()
-        self._ready.wait(timeout)
+        self._follower.start(timeout)
 
     def stop(self) -> None:
-        self._stop.set()
-        conn = self._conn
-        if conn is not None:
-            conn.close()  # interrupts a wait for notifications at once
-        if self._thread is not None and self._thread.is_alive():
-            self._thread.join()
+        self._follower.stop()
 
     def run_forever(self) -> None:
         """Follow the event store in the calling thread until ``stop`` (``ledger projections
         run``)."""
-        self._run()
+        self._follower.run()
 
-    def _run(self) -> None:
-        backoff = 0.1
-        while not self._stop.is_set():
-            try:
-                with psycopg.connect(
-                    self._url, autocommit=True, connect_timeout=5, application_name=LISTENER_NAME
-                ) as conn:
-                    self._conn = conn
-                    if self._stop.is_set():
-                        return
-                    conn.execute(self._listen)
-                    self.catch_up()
-                    self._ready.set()
-                    backoff = 0.1
-                    while not self._stop.is_set():
-                        for _ in conn.notifies(timeout=self._poll_s, stop_after=1):
-                            break
-                        self.catch_up()
-            except (psycopg.Error, PersistenceError) as error:
-                if self._stop.is_set():
-                    return
-                log.warning("projection runner lost its connection: %s", type(error).__name__)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
-            except Exception:  # a defect, not the data (docs/adr/0016): keep following anyway
-                if self._stop.is_set():
-                    return
-                log.exception("projection runner failed; retrying")
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
+    def _heard(self, _conn: Conn, _payloads: Sequence[str], _poll_due: bool) -> None:
+        self.catch_up()
