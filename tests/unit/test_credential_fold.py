@@ -120,7 +120,9 @@ def replayed(events: list[Any]) -> Credential | None:
 
 
 steps = st.lists(
-    st.tuples(st.sampled_from(["renew", "revoke", "consume", "replay"]), st.integers(0, 60 * 24 * 120)),
+    st.tuples(
+        st.sampled_from(["renew", "revoke", "consume", "replay"]), st.integers(0, 60 * 24 * 120)
+    ),
     max_size=6,
 )
 
