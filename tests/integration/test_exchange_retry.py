@@ -80,7 +80,7 @@ def test_a_replay_from_another_process_is_recorded_and_revokes_the_daemon_token(
         first.exchange_install_token(install.token, "the-box")
     feed = first.workspace_audit(owner, workspace.id, type="replay_detected")
     assert [(e.credential_id, e.data) for e in feed.events] == [
-        (install.id, {"daemon_id": "someone-else"})
+        (install.id, {"daemon_id": "someone-else", "replays": 1})
     ]
     history = first.credential_history(owner, daemon.token_id)
     assert [(e.type, e.data.get("reason")) for e in history.events][-1] == (
