@@ -102,6 +102,26 @@ class Settings(BaseSettings):
         le=600,
         description="longest a client may take to send a request's body once its headers are in",
     )
+    exchange_failures_per_minute: int = Field(
+        default=60,
+        ge=0,
+        le=1_000_000,
+        description="failed exchanges one client address may make per minute, then 429 "
+        "(per process; 0: no limit)",
+    )
+    trusted_proxy_header: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9-]{1,64}$",
+        description="header that carries the client address (e.g. X-Forwarded-For), read only "
+        "when set; unset: the socket's peer address",
+    )
+    trusted_proxy_hops: int = Field(
+        default=1,
+        ge=1,
+        le=10,
+        description="trusted proxies in front of the service: the client address is this many "
+        "entries from the right of the header's list",
+    )
     command_attempts: int = Field(
         default=20, ge=1, le=1000, description="tries of a command that loses optimistic races"
     )

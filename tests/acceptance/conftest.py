@@ -47,9 +47,14 @@ def token_log() -> TokenLog:
 def service(
     service_database: str, tmp_path_factory: pytest.TempPathFactory, token_log: TokenLog
 ) -> Iterator[ServeProcess]:
-    """``ledger serve --workers 2`` on the session's database."""
+    """``ledger serve --workers 2`` on the session's database. Its exchange throttle is off:
+    every test calls from 127.0.0.1, and the tests' deliberate failures must not add up to a
+    429 for another test (``test_lists`` runs a throttled service of its own)."""
     process = ServeProcess(
-        service_database, tmp_path_factory.mktemp("serve") / "serve.log", workers=2
+        service_database,
+        tmp_path_factory.mktemp("serve") / "serve.log",
+        workers=2,
+        env={"LEDGER_EXCHANGE_FAILURES_PER_MINUTE": "0"},
     )
     try:
         process.wait_ready()

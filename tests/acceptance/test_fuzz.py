@@ -58,9 +58,11 @@ def target(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     ledger = build_ledger(database, settings=Settings(pool_size=2))
     try:
         created = ledger.create_user("fuzzer")
+        revoker = ledger.create_user("revoker")
     finally:
         ledger.close()
     tokens.add(created.token)
+    tokens.add(revoker.token)
     service = ServeProcess(database, tmp_path_factory.mktemp("fuzz") / "serve.log", workers=2)
     try:
         service.wait_ready()
@@ -84,6 +86,7 @@ def target(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
                 "LEDGER_FUZZ_TOKEN": created.token,
                 "LEDGER_FUZZ_WORKSPACE": workspace.json()["id"],
                 "LEDGER_FUZZ_DAEMON_TOKEN": exchanged.json()["token"],
+                "LEDGER_FUZZ_REVOKER_TOKEN": revoker.token,
             },
             tokens,
         )

@@ -74,7 +74,7 @@ def test_pagination_misses_and_repeats_nothing_while_writers_run(ledger: Postgre
     assert positions == sorted(set(positions))  # in order, nothing twice
     everything = drain(ledger, user.user_id, None, 1000)
     assert [e.position for e in everything] == positions  # nothing missed
-    assert len(everything) == 1 + 240 + 80  # initial token, mints, revocations
+    assert len(everything) == 1 + 1 + 240 + 80  # user_created, initial token, mints, revocations
     assert pages > 10
 
 

@@ -160,7 +160,7 @@ def test_a_batch_prepared_ahead_is_used_only_at_the_position_found_under_the_loc
         caught_up = snapshot(url)
         ours.projections.rebuild()
         assert snapshot(url) == caught_up
-        assert len(caught_up["audit"]) == 41  # the initial token and 40 more (not the user)
+        assert len(caught_up["audit"]) == 42  # user_created, the initial token and 40 more
     finally:
         ours.close()
         other.close()

@@ -94,14 +94,14 @@ def test_a_database_written_before_0004_keeps_its_order_positions_and_tracking(
         resumed = snapshot(url)
         positions = [row[0] for row in resumed["audit"]]
         # Old events keep their notification ids as positions (cursors handed out stay
-        # valid); new ones count on after the last old one: the new user 25 (not audited),
-        # their initial token 26, then 27..29.
-        old_minted = [2, 4, 6, 8, 10, 12, 22, 24]
-        assert positions == [*old_minted, 26, 27, 28, 29]
+        # valid); new ones count on after the last old one: the new user 25, their initial
+        # token 26, then 27..29. (Each old command is a user_created and its token's minted.)
+        old_positions = [*range(1, 13), 21, 22, 23, 24]
+        assert positions == [*old_positions, 25, 26, 27, 28, 29]
         assert len(resumed["credentials"]) == 8 + 4
         ledger.projections.rebuild()
         assert snapshot(url) == resumed
         page = ledger.audit.events(cursor="12", limit=3)
-        assert [e.position for e in page.events] == [22, 24, 26]
+        assert [e.position for e in page.events] == [21, 22, 23]
     finally:
         ledger.close()

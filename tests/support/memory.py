@@ -24,6 +24,7 @@ from ledger.application.audit import (
     AuditPage,
     CredentialHistory,
     CredentialState,
+    current_workspaces,
 )
 from ledger.application.ports import AuthRow, Ports, Refused, WriteOutcome
 from ledger.application.verify import Verifier, VerifierCache
@@ -102,6 +103,56 @@ class MemoryCredentials:
         return self._newest_first(
             self._select(lambda r: r.workspace_id == workspace_id and r.kind == kind.value)
         )
+
+    def personal_access_tokens_page(
+        self,
+        user_id: UUID,
+        *,
+        limit: int,
+        after: tuple[datetime, UUID] | None = None,
+        expiring: tuple[datetime, datetime] | None = None,
+    ) -> list[CredentialRow]:
+        rows = self.personal_access_tokens(user_id)
+        if after is not None:
+            rows = [
+                r for r in rows if (r.created_at, -r.credential_id.int) < (after[0], -after[1].int)
+            ]
+        if expiring is not None:
+            start, end = expiring
+            rows = [r for r in rows if r.expires_at is not None and start < r.expires_at <= end]
+        return rows[:limit]
+
+    def live_of_user(self, user_id: UUID) -> list[CredentialRow]:
+        rows = self._select(
+            lambda r: (
+                r.revoked_at is None
+                and (
+                    (r.user_id == user_id and r.kind == TokenKind.PERSONAL_ACCESS_TOKEN.value)
+                    or (
+                        r.created_by == user_id
+                        and (
+                            r.kind == TokenKind.DAEMON_TOKEN.value
+                            or (r.kind == TokenKind.INSTALL_TOKEN.value and r.consumed_at is None)
+                        )
+                    )
+                )
+            )
+        )
+        return sorted(rows, key=lambda r: (r.created_at, r.credential_id))
+
+    def expiring(
+        self, start: datetime, end: datetime, workspace_id: UUID | None = None
+    ) -> list[CredentialRow]:
+        rows = self._select(
+            lambda r: (
+                r.revoked_at is None
+                and r.consumed_at is None
+                and r.expires_at is not None
+                and start < r.expires_at <= end
+                and (workspace_id is None or r.workspace_id == workspace_id)
+            )
+        )
+        return sorted(rows, key=lambda r: (r.expires_at or start, r.credential_id))
 
     def live_issued_by(self, workspace_id: UUID, user_id: UUID) -> list[CredentialRow]:
         rows = self._select(
@@ -206,6 +257,9 @@ class MemoryAudit:
         ]
         states = states_as_of(events, at).values()
         return sorted((s for s in states if s.is_usable(at)), key=lambda s: s.created_at)
+
+    def workspaces_of(self, user_id: UUID) -> list[UUID]:
+        return current_workspaces(e for e in self._all() if e.user_id == user_id)
 
 
 MEMORY_EXCHANGE_KEY = bytes(range(32))

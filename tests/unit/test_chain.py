@@ -74,6 +74,7 @@ def test_canonical_encoding_is_pinned() -> None:
     assert canonical_encoding(revoked) == (
         b'{"__type__":"Credential.Revoked",'
         b'"actor":{"id":"11111111-2222-3333-4444-555555555555","type":"user"},'
+        b'"note":null,'
         b'"originator_id":"' + str(revoked.originator_id).encode() + b'",'
         b'"originator_version":3,'
         b'"prev_hash":"' + event_hash(renewed).encode() + b'",'

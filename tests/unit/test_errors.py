@@ -35,10 +35,12 @@ def test_the_docstring_draws_every_class() -> None:
         assert cls.__name__ in errors.__doc__, cls.__name__
 
 
-CONTRACT_CODES = {
+CONTRACT_CODES: dict[type[errors.LedgerError], tuple[int, str]] = {
     errors.InvalidRequestBody: (400, "invalid request body"),
     errors.InvalidExpiresInDays: (400, "invalid expires_in_days"),
     errors.NameRequired: (400, "name is required"),
+    errors.InvalidNote: (400, "invalid note"),
+    errors.TooManyRequests: (429, "too many requests"),
     errors.InvalidTokenId: (400, "invalid token id"),
     errors.InvalidRole: (400, "invalid role"),
     errors.LastOwner: (400, "workspace must have at least one owner"),

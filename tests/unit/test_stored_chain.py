@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import Application
+from eventsourcing.persistence import StoredEvent
 
+from ledger.adapters.stored_hash_mapper import StoredHashMapper
 from ledger.application.ledger import ActorAsDict
 from ledger.domain import event_hash
-from ledger.domain.chain import stored_event_hash
+from ledger.domain.chain import STORED_HASH, stored_event_hash
 from ledger.domain.tamper import ProblemCode, StoredLink, check_chain
 from tests.unit.test_chain import golden_credential
 
@@ -57,3 +60,19 @@ def test_a_version_gap_names_each_missing_version() -> None:
         (ProblemCode.EVENT_MISSING, 2),
         (ProblemCode.EVENT_MISSING, 3),
     ]
+
+
+def test_a_stored_version_1_revocation_reads_without_a_note_and_keeps_its_stored_hash() -> None:
+    app = _App()
+    mapper = StoredHashMapper(transcoder=app.mapper.transcoder)
+    revoked = golden_credential().pending_events[-1]
+    stored = mapper.to_stored_event(revoked)
+    state = mapper.transcoder.decode(stored.state)
+    assert state.pop("class_version") == 2
+    assert state.pop("note") is None
+    old: StoredEvent = replace(stored, state=mapper.transcoder.encode(state))
+    read = mapper.to_domain_event(old)
+    assert read.note is None  # type: ignore[attr-defined]
+    assert vars(read)[STORED_HASH] == stored_event_hash(
+        old.topic, old.originator_id, old.originator_version, state
+    )

@@ -10,7 +10,7 @@ Reads take a connection straight from a ``psycopg_pool`` pool and fetch tuples: 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from operator import attrgetter
 from typing import Any
@@ -94,6 +94,44 @@ class CredentialsTable:
                 "ORDER BY created_at, credential_id"
             ),
         )
+        self._pats_page = select(
+            COLUMNS,
+            sql.SQL(
+                "user_id = %(user)s AND kind = 'personal_access_token' AND revoked_at IS NULL "
+                "AND (%(after_at)s::timestamptz IS NULL OR created_at < %(after_at)s "
+                " OR (created_at = %(after_at)s AND credential_id > %(after_id)s)) "
+                "AND (%(from)s::timestamptz IS NULL "
+                " OR (expires_at > %(from)s AND expires_at <= %(until)s)) "
+                "ORDER BY created_at DESC, credential_id LIMIT %(limit)s"
+            ),
+        )
+        self._live_of_user = select(
+            COLUMNS,
+            sql.SQL(
+                "revoked_at IS NULL AND ("
+                "(user_id = %(user)s AND kind = 'personal_access_token') OR "
+                "(created_by = %(user)s AND (kind = 'daemon_token' "
+                " OR (kind = 'install_token' AND consumed_at IS NULL)))) "
+                "ORDER BY created_at, credential_id"
+            ),
+        )
+        self._expiring = select(
+            COLUMNS,
+            sql.SQL(
+                "revoked_at IS NULL AND consumed_at IS NULL "
+                "AND expires_at > %(from)s AND expires_at <= %(until)s "
+                "AND (%(workspace)s::uuid IS NULL OR workspace_id = %(workspace)s) "
+                "ORDER BY expires_at, credential_id"
+            ),
+        )
+        self._count_expiring = (
+            sql.SQL(
+                "SELECT kind, count(*) FROM {table} WHERE revoked_at IS NULL "
+                "AND consumed_at IS NULL AND expires_at > %s AND expires_at <= %s GROUP BY kind"
+            )
+            .format(table=table)
+            .as_string()
+        )
         self._record_last_used = (
             sql.SQL(
                 # Rows are locked in credential-id order, the order in which write batches
@@ -122,7 +160,9 @@ class CredentialsTable:
             )
         return None if row is None else AuthRow._make(row)
 
-    def _fetch(self, statement: str, params: Sequence[Any]) -> list[CredentialRow]:
+    def _fetch(
+        self, statement: str, params: Sequence[Any] | Mapping[str, Any]
+    ) -> list[CredentialRow]:
         with self._pool.connection() as conn:
             cursor = conn.cursor(row_factory=tuple_row)
             rows = cursor.execute(statement, params, prepare=True).fetchall()
@@ -142,6 +182,50 @@ class CredentialsTable:
     def personal_access_tokens(self, user_id: UUID) -> list[CredentialRow]:
         """The user's tokens that are not revoked (expired ones included), newest first."""
         return self._fetch(self._pats_of_user, (user_id,))
+
+    def personal_access_tokens_page(
+        self,
+        user_id: UUID,
+        *,
+        limit: int,
+        after: tuple[datetime, UUID] | None = None,
+        expiring: tuple[datetime, datetime] | None = None,
+    ) -> list[CredentialRow]:
+        """At most ``limit`` of the user's unrevoked tokens, newest first, after the key
+        ``after`` (a row's ``(created_at, credential_id)``), optionally only those whose expiry
+        is in ``(expiring[0], expiring[1]]``."""
+        after_at, after_id = after if after is not None else (None, None)
+        start, end = expiring if expiring is not None else (None, None)
+        params = {
+            "user": user_id,
+            "after_at": after_at,
+            "after_id": after_id,
+            "from": start,
+            "until": end,
+            "limit": limit,
+        }
+        return self._fetch(self._pats_page, params)
+
+    def live_of_user(self, user_id: UUID) -> list[CredentialRow]:
+        """What offboarding revokes: the user's unrevoked personal access tokens, and the
+        unrevoked daemon tokens and unconsumed, unrevoked install tokens they issued in any
+        workspace."""
+        return self._fetch(self._live_of_user, {"user": user_id})
+
+    def expiring(
+        self, start: datetime, end: datetime, workspace_id: UUID | None = None
+    ) -> list[CredentialRow]:
+        """Usable-looking credentials (neither revoked nor consumed) whose expiry is in
+        ``(start, end]``, soonest first; only the workspace's when ``workspace_id`` is given."""
+        params = {"from": start, "until": end, "workspace": workspace_id}
+        return self._fetch(self._expiring, params)
+
+    def count_expiring(self, start: datetime, end: datetime) -> dict[str, int]:
+        """How many credentials of each kind ``expiring`` would list (one aggregate query)."""
+        with self._pool.connection() as conn:
+            cursor = conn.cursor(row_factory=tuple_row)
+            rows = cursor.execute(self._count_expiring, (start, end), prepare=True).fetchall()
+        return {str(kind): int(count) for kind, count in rows}
 
     def of_workspace(self, workspace_id: UUID, kind: TokenKind) -> list[CredentialRow]:
         """Every credential of ``kind`` in the workspace, revoked ones included, newest first."""

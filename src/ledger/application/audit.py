@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
@@ -128,6 +129,21 @@ class AuditPage:
 
     def to_json(self) -> dict[str, Any]:
         return {"events": [e.to_json() for e in self.events], "next_cursor": self.next_cursor}
+
+
+def current_workspaces(events: Iterable[AuditEvent]) -> list[UUID]:
+    """The workspaces a user belongs to after ``events`` (their membership events, in log
+    order): added and not removed since, in the order they last joined."""
+    joined: dict[UUID, None] = {}
+    for event in events:
+        if event.workspace_id is None or event.credential_id is not None:
+            continue
+        if event.type == "member_added":
+            joined.pop(event.workspace_id, None)
+            joined[event.workspace_id] = None
+        elif event.type == "member_removed":
+            joined.pop(event.workspace_id, None)
+    return list(joined)
 
 
 STATE_FIELDS = tuple(f.name for f in fields(CredentialState))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar
 from uuid import UUID, uuid4
@@ -27,7 +27,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import Environment
 
-from ledger.application import validation
+from ledger.application import paging, validation
 from ledger.application.audit import (
     DEFAULT_LIMIT,
     AuditPage,
@@ -40,9 +40,12 @@ from ledger.application.views import (
     CreatedUser,
     DaemonTokenInfo,
     ExchangedDaemonToken,
+    ExpiringCredential,
+    MembershipInfo,
     MintedInstallToken,
     MintedToken,
     TokenInfo,
+    TokenPage,
     UserInfo,
     WorkspaceInfo,
 )
@@ -70,6 +73,7 @@ from ledger.domain.errors import (
     InvalidInstallToken,
     InvalidToken,
     InvalidTokenId,
+    InvalidUserId,
     LedgerError,
     MalformedInstallToken,
     NotRenewable,
@@ -291,6 +295,11 @@ class Ledger(Application[UUID]):
         except AggregateNotFoundError:
             return None
 
+    def _loaded(self, credential_ids: Iterable[UUID]) -> list[Credential]:
+        """The credentials of ``credential_ids`` that exist, loaded (the candidates of a bulk
+        revocation: a row the table listed is always a stored credential)."""
+        return [c for c in map(self._get, credential_ids) if isinstance(c, Credential)]
+
     def _user_id(self, by: Principal) -> UUID:
         if by.kind is not TokenKind.PERSONAL_ACCESS_TOKEN or by.user_id is None:
             raise InvalidToken
@@ -348,6 +357,61 @@ class Ledger(Application[UUID]):
         user = self._load(User, user_id, UserNotFound)
         return UserInfo(user_id=user.id, name=user.name, email=user.email)
 
+    @command
+    def offboard_user(self, user_id: UUID | str, note: str | None = None) -> int:
+        """Revoke, in one commit, every personal access token of the user and every daemon
+        and install token they issued in any workspace (reason ``offboarded``, operator
+        action); returns how many were revoked.
+
+        As in the member-removal cascade, an install token that an exchange consumed after the
+        table was read leads to the daemon token it produced, and a racing exchange or
+        revocation makes one of the two saves lose the version race.
+        """
+        uid = validation.uuid(user_id, InvalidUserId)
+        note = validation.note(note)
+        self._load(User, uid, UserNotFound)
+        now = self.clock.now()
+        operator = Actor.system("operator")
+        targets: dict[UUID, Credential] = {}
+        candidates = self._loaded(r.credential_id for r in self.credentials.live_of_user(uid))
+        for candidate in candidates:
+            target = candidate
+            if candidate.kind is TokenKind.INSTALL_TOKEN and candidate.daemon_token_id:
+                target = self._load(Credential, candidate.daemon_token_id, InvalidToken)
+            targets.setdefault(target.id, target)
+        revoked = [
+            credential
+            for credential in targets.values()
+            if credential.revoke(
+                reason=RevocationReason.OFFBOARDED, at=now, actor=operator, note=note
+            )
+        ]
+        if revoked:
+            self.save(*revoked)
+        return len(revoked)
+
+    @query
+    def expiring_credentials(
+        self, within_days: int, workspace_id: UUID | None = None
+    ) -> list[ExpiringCredential]:
+        """Credentials neither revoked nor consumed that expire after now and at most
+        ``within_days`` days from now, soonest first, each with its holder (the user of a
+        personal access token, the issuer of an install or daemon token) by id and name."""
+        paging.check_days(within_days)
+        now = self.clock.now()
+        rows = self.credentials.expiring(now, now + timedelta(days=within_days), workspace_id)
+        names: dict[UUID, str | None] = {}
+        found: list[ExpiringCredential] = []
+        for row in rows:
+            holder = (
+                row.user_id if row.token_kind is TokenKind.PERSONAL_ACCESS_TOKEN else row.created_by
+            )
+            if holder is not None and holder not in names:
+                user = self._get(holder)
+                names[holder] = user.name if isinstance(user, User) else None
+            found.append(ExpiringCredential.of(row, holder, names.get(holder) if holder else None))
+        return found
+
     # ------------------------------------------------------------ personal access tokens
 
     @command
@@ -373,20 +437,91 @@ class Ledger(Application[UUID]):
 
     @query
     def list_personal_access_tokens(self, by: Principal) -> list[TokenInfo]:
-        """The caller's tokens that are not revoked (expired included), newest first."""
+        """All the caller's tokens that are not revoked (expired included), newest first."""
         return [TokenInfo.of(r) for r in self.credentials.personal_access_tokens(self._user_id(by))]
 
+    @query
+    def page_personal_access_tokens(
+        self,
+        by: Principal,
+        *,
+        limit: int = paging.DEFAULT_LIMIT,
+        cursor: str | None = None,
+        expiring_within_days: int | None = None,
+    ) -> TokenPage:
+        """A page of the caller's tokens that are not revoked (expired included), newest
+        first; with ``expiring_within_days``, only those that expire after now and at most
+        that many days from now. ``next_cursor`` resumes after the page (``None``: last)."""
+        user_id = self._user_id(by)
+        paging.check_limit(limit)
+        after = paging.decode_cursor(cursor)
+        expiring = None
+        if expiring_within_days is not None:
+            paging.check_days(expiring_within_days)
+            now = self.clock.now()
+            expiring = (now, now + timedelta(days=expiring_within_days))
+        rows = self.credentials.personal_access_tokens_page(
+            user_id, limit=limit + 1, after=after, expiring=expiring
+        )
+        page = rows[:limit]
+        more = len(rows) > limit
+        last = page[-1] if page else None
+        return TokenPage(
+            tokens=[TokenInfo.of(r) for r in page],
+            next_cursor=paging.encode_cursor(last.created_at, last.credential_id)
+            if more and last is not None
+            else None,
+        )
+
     @command
-    def revoke_personal_access_token(self, by: Principal, token_id: UUID | str) -> None:
-        """Revoke one of the caller's tokens; revoking a revoked one is a no-op."""
+    def revoke_personal_access_token(
+        self, by: Principal, token_id: UUID | str, note: str | None = None
+    ) -> None:
+        """Revoke one of the caller's tokens, with an optional ``note``; revoking a revoked
+        one is a no-op."""
         user_id = self._user_id(by)
         credential_id = validation.uuid(token_id, InvalidTokenId)
+        note = validation.note(note)
         credential = self._load(Credential, credential_id, TokenNotFound)
         rules.check_personal_token_owner(credential, user_id)
         if credential.revoke(
-            reason=RevocationReason.USER_REQUEST, at=self.clock.now(), actor=Actor.user(user_id)
+            reason=RevocationReason.USER_REQUEST,
+            at=self.clock.now(),
+            actor=Actor.user(user_id),
+            note=note,
         ):
             self.save(credential)
+
+    @command
+    def revoke_all_personal_access_tokens(
+        self, by: Principal, *, keep_current: bool = False, note: str | None = None
+    ) -> int:
+        """Revoke, in one commit, every unrevoked personal access token of the caller (but
+        the bearer itself when ``keep_current``); returns how many were revoked.
+
+        The candidates come from the credentials table; each is loaded and revoked on its
+        aggregate, so a racing renewal or revocation of one of them makes one of the two saves
+        lose the version race, and this one runs again on fresh state.
+        """
+        user_id = self._user_id(by)
+        note = validation.note(note)
+        now = self.clock.now()
+        actor = Actor.user(user_id)
+        keep = by.credential_id if keep_current else None
+        revoked = [
+            credential
+            for credential in self._loaded(
+                row.credential_id
+                for row in self.credentials.personal_access_tokens(user_id)
+                if row.credential_id != keep
+            )
+            if credential.revoke(
+                reason=RevocationReason.USER_REQUEST, at=now, actor=actor, note=note
+            )
+        ]
+        if revoked:
+            self.save(*revoked)
+        return len(revoked)
 
     @command
     def renew_personal_access_token(self, raw: str | None) -> RenewalOutcome:
@@ -423,6 +558,31 @@ class Ledger(Application[UUID]):
         workspace = self._workspace(workspace_id)
         workspace.check_member(self._user_id(by))
         return WorkspaceInfo(id=workspace.id, name=workspace.name, created_at=workspace.created_on)
+
+    @query
+    def list_workspaces(self, by: Principal) -> list[MembershipInfo]:
+        """The caller's workspaces with the caller's role in each, oldest first.
+
+        Which workspaces: the caller's membership events (the audit trail, current with every
+        command that returned before the call); the role and name: each workspace itself."""
+        user_id = self._user_id(by)
+        found: list[MembershipInfo] = []
+        for workspace_id in self.audit.workspaces_of(user_id):
+            workspace = self._get(workspace_id)
+            if not isinstance(workspace, Workspace):
+                continue
+            role = workspace.role_of(user_id)
+            if role is not None:
+                found.append(
+                    MembershipInfo(
+                        id=workspace.id,
+                        name=workspace.name,
+                        role=role,
+                        created_at=workspace.created_on,
+                    )
+                )
+        found.sort(key=lambda m: (m.created_at, str(m.id)))
+        return found
 
     @query
     def list_members(self, by: Principal, workspace_id: UUID) -> list[Member]:
@@ -627,16 +787,27 @@ class Ledger(Application[UUID]):
         return [DaemonTokenInfo.of(r) for r in rows]
 
     @command
-    def revoke_daemon_token(self, by: Principal, workspace_id: UUID, token_id: UUID | str) -> None:
-        """Revoke a daemon token of the workspace (owner/admin); idempotent."""
+    def revoke_daemon_token(
+        self,
+        by: Principal,
+        workspace_id: UUID,
+        token_id: UUID | str,
+        note: str | None = None,
+    ) -> None:
+        """Revoke a daemon token of the workspace (owner/admin), with an optional ``note``;
+        idempotent."""
         user_id = self._user_id(by)
         workspace = self._workspace(workspace_id)
         workspace.check_administrator(user_id)
         credential_id = validation.uuid(token_id, InvalidTokenId)
+        note = validation.note(note)
         credential = self._load(Credential, credential_id, DaemonTokenNotFound)
         rules.check_daemon_token_of(credential, workspace.id)
         if credential.revoke(
-            reason=RevocationReason.ADMIN, at=self.clock.now(), actor=Actor.user(user_id)
+            reason=RevocationReason.ADMIN,
+            at=self.clock.now(),
+            actor=Actor.user(user_id),
+            note=note,
         ):
             self.save(credential)
 

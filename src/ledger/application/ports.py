@@ -30,6 +30,31 @@ class CredentialReads(Protocol):
         """The user's tokens that are not revoked (expired ones included), newest first."""
         ...
 
+    def personal_access_tokens_page(
+        self,
+        user_id: UUID,
+        *,
+        limit: int,
+        after: tuple[datetime, UUID] | None = None,
+        expiring: tuple[datetime, datetime] | None = None,
+    ) -> list[CredentialRow]:
+        """At most ``limit`` of the user's unrevoked tokens, newest first (by ``created_at``,
+        then id), after the key ``after``; with ``expiring``, only those whose expiry is in
+        ``(expiring[0], expiring[1]]``."""
+        ...
+
+    def live_of_user(self, user_id: UUID) -> list[CredentialRow]:
+        """Offboarding's candidates: the user's unrevoked personal access tokens, and the
+        unrevoked daemon tokens and unconsumed, unrevoked install tokens they issued."""
+        ...
+
+    def expiring(
+        self, start: datetime, end: datetime, workspace_id: UUID | None = None
+    ) -> list[CredentialRow]:
+        """Credentials neither revoked nor consumed whose expiry is in ``(start, end]``,
+        soonest first (only the workspace's when it is given)."""
+        ...
+
     def of_workspace(self, workspace_id: UUID, kind: TokenKind) -> list[CredentialRow]:
         """Every credential of ``kind`` in the workspace, revoked ones included, newest first."""
         ...
@@ -57,6 +82,11 @@ class AuditReads(Protocol):
     ) -> AuditPage: ...
 
     def valid_at(self, at: datetime, *, workspace: UUID | None = None) -> list[CredentialState]: ...
+
+    def workspaces_of(self, user_id: UUID) -> list[UUID]:
+        """The workspaces the user is a member of (``current_workspaces`` of their membership
+        events)."""
+        ...
 
 
 class Refused(enum.Enum):

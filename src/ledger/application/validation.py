@@ -16,6 +16,7 @@ from ledger.domain import Role
 from ledger.domain.errors import (
     DaemonIdRequired,
     InvalidExpiresInDays,
+    InvalidNote,
     InvalidRequestBody,
     InvalidRole,
     LedgerError,
@@ -26,6 +27,7 @@ MAX_NAME_LENGTH = 100
 MAX_DAEMON_ID_LENGTH = 128
 MAX_EXPIRES_IN_DAYS = 3650
 MAX_EMAIL_LENGTH = 255
+MAX_NOTE_LENGTH = 200
 _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,190}")
 _UUID_LENGTH = 36
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -89,6 +91,14 @@ def daemon_id(value: Any) -> str:
     """A daemon id: at most 128 characters, not blank, no control character; returned without
     its surrounding white space."""
     return _text(value, "daemon_id", MAX_DAEMON_ID_LENGTH, DaemonIdRequired)
+
+
+def note(value: Any) -> str | None:
+    """A revocation's note: ``None`` (no note), or at most 200 characters, not blank, no
+    control character; returned without its surrounding white space (``InvalidNote``)."""
+    if value is None:
+        return None
+    return _text(value, "note", MAX_NOTE_LENGTH, InvalidNote)
 
 
 def bounded_int(value: str, field: str, low: int, high: int, error: type[LedgerError]) -> int:

@@ -10,6 +10,7 @@ from datetime import datetime
 from uuid import UUID
 
 from ledger.domain.credential_row import CredentialRow
+from ledger.domain.model import Role
 from ledger.domain.principal import Principal
 
 
@@ -55,6 +56,14 @@ class TokenInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenPage:
+    """A page of personal access tokens; ``next_cursor`` is ``None`` on the last page."""
+
+    tokens: list[TokenInfo]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class MintedToken:
     """A new personal access token: ``token`` is the raw secret, returned exactly once."""
 
@@ -67,6 +76,49 @@ class WorkspaceInfo:
     id: UUID
     name: str
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipInfo:
+    """A workspace as one of its members sees it in their list: with their role."""
+
+    id: UUID
+    name: str
+    role: Role
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiringCredential:
+    """A credential about to expire, with its holder (the user of a personal access token, the
+    issuer of an install or daemon token) and the holder's name when the user is known."""
+
+    id: UUID
+    kind: str
+    token_prefix: str
+    name: str | None
+    workspace_id: UUID | None
+    daemon_id: str | None
+    expires_at: datetime
+    holder_id: UUID | None
+    holder_name: str | None
+
+    @classmethod
+    def of(
+        cls, row: CredentialRow, holder_id: UUID | None, holder_name: str | None
+    ) -> ExpiringCredential:
+        assert row.expires_at is not None
+        return cls(
+            id=row.credential_id,
+            kind=row.kind,
+            token_prefix=row.token_prefix,
+            name=row.name,
+            workspace_id=row.workspace_id,
+            daemon_id=row.daemon_id,
+            expires_at=row.expires_at,
+            holder_id=holder_id,
+            holder_name=holder_name,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,10 +172,13 @@ __all__ = [
     "CreatedUser",
     "DaemonTokenInfo",
     "ExchangedDaemonToken",
+    "ExpiringCredential",
+    "MembershipInfo",
     "MintedInstallToken",
     "MintedToken",
     "Principal",
     "TokenInfo",
+    "TokenPage",
     "UserInfo",
     "WorkspaceInfo",
 ]

@@ -93,7 +93,16 @@ class Credential(LedgerAggregate):
             _fold(aggregate, self)
 
     class Revoked(LedgerAggregate.Event):
+        """``note``: the revoker's own words, if any (version 2; version 1 had none)."""
+
+        class_version = 2
+
         reason: str
+        note: str | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["note"] = None
 
         def apply(self, aggregate: Any) -> None:
             RevocationReason(self.reason)  # an unknown reason cannot be a revocation
@@ -338,11 +347,20 @@ class Credential(LedgerAggregate):
         )
         return RenewalOutcome(renewed=True, expires_at=after)
 
-    def revoke(self, *, reason: RevocationReason, at: datetime, actor: Actor) -> bool:
-        """Revoke; a second revocation changes nothing and returns False."""
+    def revoke(
+        self,
+        *,
+        reason: RevocationReason,
+        at: datetime,
+        actor: Actor,
+        note: str | None = None,
+    ) -> bool:
+        """Revoke, recording why (``reason``) and the revoker's ``note`` (checked by the
+        caller: ``ledger.application.validation.note``); a second revocation changes nothing
+        and returns False."""
         if self.revoked_at is not None:
             return False
-        self._emit(self.Revoked, at=at, actor=actor, reason=reason.value)
+        self._emit(self.Revoked, at=at, actor=actor, reason=reason.value, note=note)
         return True
 
 

@@ -15,6 +15,7 @@
     │   ├── MalformedInstallToken            "invalid_install_token"
     │   ├── InvalidQueryParameter            "invalid query parameter"
     │   ├── InvalidCredentialId              "invalid credential id"
+    │   ├── InvalidNote                      "invalid note"
     │   └── UnknownProjection                "unknown projection"
     ├── AuthenticationFailed             401
     │   ├── MissingAuthorization             "missing authorization"
@@ -36,6 +37,7 @@
     │   ├── AlreadyMember                    "already a member"
     │   └── TokenLimitReached                "token limit reached"
     ├── RequestTooLarge                  413 "request body too large"
+    ├── TooManyRequests                  429 "too many requests"
     ├── ServiceUnavailable               503 "service unavailable"
     │   └── SchemaMissing                    (no ledger tables yet: run `ledger migrate`)
     └── ConcurrencyConflict              (internal: a stale write lost a race; retried, never shown)
@@ -147,6 +149,13 @@ class InvalidCredentialId(BadRequest):
     """Raised when a credential id is not a UUID in canonical form."""
 
     code = "invalid credential id"
+
+
+class InvalidNote(BadRequest):
+    """Raised when a revocation's note is blank, longer than 200 characters or holds a control
+    character."""
+
+    code = "invalid note"
 
 
 class UnknownProjection(BadRequest):
@@ -276,6 +285,17 @@ class RequestTooLarge(LedgerError):
     """Raised when a request body is larger than the service accepts."""
 
     code = "request body too large"
+
+
+class TooManyRequests(LedgerError):
+    """Raised when a client address made too many failed exchanges in the current minute;
+    ``retry_after`` is how many whole seconds remain until the minute has passed."""
+
+    code = "too many requests"
+
+    def __init__(self, retry_after: int = 60, detail: str | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
 
 
 class ServiceUnavailable(LedgerError):

@@ -50,6 +50,7 @@ class RevocationReason(StrEnum):
     ADMIN = "admin"
     MEMBER_REMOVED = "member_removed"
     REPLAY_DETECTED = "replay_detected"
+    OFFBOARDED = "offboarded"
 
 
 @dataclass(frozen=True, slots=True)

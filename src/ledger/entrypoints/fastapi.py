@@ -46,6 +46,7 @@ from ledger.domain.errors import (
     NotFound,
     RequestTooLarge,
     ServiceUnavailable,
+    TooManyRequests,
 )
 
 BEARER_KINDS = frozenset({TokenKind.PERSONAL_ACCESS_TOKEN, TokenKind.DAEMON_TOKEN})
@@ -108,6 +109,7 @@ FAMILY_STATUS: dict[type[LedgerError], int] = {
     NotFound: 404,
     Conflict: 409,
     RequestTooLarge: 413,
+    TooManyRequests: 429,
     ServiceUnavailable: 503,
     ConcurrencyConflict: 503,
     LedgerError: 500,
@@ -129,6 +131,8 @@ def error_response(error: LedgerError, **extra: str) -> JSONResponse:
     detail names internals)."""
     status = http_status(type(error))
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, AuthenticationFailed) else None
+    if isinstance(error, TooManyRequests):
+        headers = {"Retry-After": str(error.retry_after)}
     body = {"error": error.code}
     if status < 500 and error.detail and error.detail != error.code:
         body["detail"] = error.detail

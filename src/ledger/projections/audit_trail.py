@@ -1,14 +1,17 @@
-"""The Audit trail: one row per credential or membership event, for the auditors' queries.
+"""The Audit trail: one row per credential, membership or user-creation event, for the
+auditors' queries.
 
 Each row has the contract's audit fields: the credential id (or the membership's workspace and
 user), ``kind``, ``type``, ``at``, ``actor`` and the type-specific fields in ``data`` (``reason``
-on ``revoked``, ``expires_at_before``/``expires_at_after`` on ``renewed``, ``daemon_token_id``
-on ``consumed``, ``role`` on membership events, ...). ``position`` is the event's ordinal in
-the log (``ledger.adapters.log_order``): rows only ever arrive at the end, which is what makes
-cursor pagination stable.
+and, when one was given, ``note`` on ``revoked``, ``expires_at_before``/``expires_at_after`` on
+``renewed``, ``daemon_token_id`` on ``consumed``, ``role`` on membership events, ``name`` and
+``email`` on ``user_created``, ...). ``position`` is the event's ordinal in the log
+(``ledger.adapters.log_order``): rows only ever arrive at the end, which is what makes cursor
+pagination stable.
 
 ``user_id`` is the user the event concerns: the holder of a personal access token, the issuer
-of an install or daemon token, the member of a membership event.
+of an install or daemon token, the member of a membership event, the new user of
+``user_created`` (a row with neither credential nor workspace).
 
 Every row is checked against the table's column types before it is written (``AUDIT_CHECK``):
 text is stored in a safe form, an event whose ids or instants are not what they should be has
@@ -24,7 +27,7 @@ from uuid import UUID
 
 from psycopg import sql
 
-from ledger.domain import Credential, TokenKind, Workspace
+from ledger.domain import Credential, TokenKind, User, Workspace
 from ledger.projections.base import (
     Curs,
     LedgerProjection,
@@ -78,6 +81,7 @@ EVENT_TYPES = (
     "member_added",
     "member_role_changed",
     "member_removed",
+    "user_created",
 )
 """The audit trail's ``type`` values (the contract's list)."""
 
@@ -189,7 +193,10 @@ def _renewed(
 def _revoked(
     position: int, event: Credential.Revoked, context: CredentialContext | None
 ) -> AuditRow:
-    return _credential_row(position, event, context, "revoked", {"reason": event.reason})
+    data = {"reason": event.reason}
+    if event.note is not None:
+        data["note"] = event.note
+    return _credential_row(position, event, context, "revoked", data)
 
 
 def _replay_detected(
@@ -241,6 +248,24 @@ def _removed(
     return _membership_row(position, event, "member_removed", event.user_id, data)
 
 
+def _user_created(position: int, event: User.Created, _: CredentialContext | None) -> AuditRow:
+    data = {"name": event.name, "email": event.email}
+    return AuditRow(
+        position,
+        event.originator_id,
+        event.originator_version,
+        None,
+        None,
+        "user_created",
+        event.timestamp,
+        event.actor.type,
+        event.actor.id,
+        None,
+        event.originator_id,
+        data,
+    )
+
+
 _BUILDERS: dict[type[Any], Build | None] = {
     Credential.Minted: _minted,
     Credential.Consumed: _consumed,
@@ -251,6 +276,7 @@ _BUILDERS: dict[type[Any], Build | None] = {
     Workspace.MemberAdded: _added,
     Workspace.MemberRoleChanged: _role_changed,
     Workspace.MemberRemoved: _removed,
+    User.Created: _user_created,
 }
 
 
@@ -265,7 +291,7 @@ def _builder(event_type: type[Any]) -> Build | None:
 
 
 def audit_row(item: Positioned, context: CredentialContext | None) -> AuditRow | None:
-    """The row for one event, or ``None`` for an event the trail ignores (user profiles).
+    """The row for one event, or ``None`` for an event the trail ignores.
 
     ``context`` is the credential's, needed for its events after ``Minted``; ``None`` for a
     credential event means the credential is unknown (then the row has no kind/workspace/user).
@@ -368,7 +394,7 @@ class AuditTrailView(LedgerView):
 
 
 class AuditTrail(LedgerProjection[AuditTrailView]):
-    """One row per credential or membership event (``ledger_audit``)."""
+    """One row per credential, membership or user-creation event (``ledger_audit``)."""
 
     name = "audit_trail"
     view_class: ClassVar[type[LedgerView]] = AuditTrailView

@@ -26,6 +26,7 @@ from ledger.application.audit import (
     AuditPage,
     CredentialHistory,
     CredentialState,
+    current_workspaces,
 )
 from ledger.domain import Actor, TokenKind
 from ledger.domain.credential_row import (
@@ -266,3 +267,17 @@ class AuditQueries:
         )
         usable = [s for s in states_as_of(events, at).values() if s.is_usable(at)]
         return sorted(usable, key=lambda s: (s.created_at, str(s.credential_id)))
+
+    def workspaces_of(self, user_id: UUID) -> list[UUID]:
+        """The workspaces the user is a member of, from their membership events (every command
+        that returned before the call included)."""
+        self._projections.wait_current(["audit_trail"])
+        events = self._fetch(
+            self._select_events
+            + sql.SQL(
+                "WHERE user_id = %s AND credential_id IS NULL AND workspace_id IS NOT NULL "
+                "AND type IN ('member_added', 'member_removed') ORDER BY position"
+            ),
+            [user_id],
+        )
+        return current_workspaces(events)

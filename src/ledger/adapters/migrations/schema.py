@@ -89,6 +89,16 @@ credentials = Table(
         "workspace_id",
         postgresql_where=text("kind = 'daemon_token' AND revoked_at IS NULL"),
     ),
+    Index(
+        "ledger_credentials_live_issuer_idx",
+        "created_by",
+        postgresql_where=text("revoked_at IS NULL"),
+    ),
+    Index(
+        "ledger_credentials_expiring_idx",
+        "expires_at",
+        postgresql_where=text("revoked_at IS NULL AND consumed_at IS NULL"),
+    ),
 )
 """The inline auth lookup table (written in the event-insert transaction)."""
 

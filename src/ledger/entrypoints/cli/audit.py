@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import signal
-from datetime import datetime
+from datetime import UTC, datetime
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 import typer
@@ -19,7 +19,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from ledger.application import paging
 from ledger.application.audit import MAX_LIMIT
+from ledger.application.views import ExpiringCredential
 from ledger.bootstrap import open_ledger
 from ledger.domain.errors import InvalidQueryParameter
 from ledger.entrypoints.cli import tamper
@@ -219,7 +221,11 @@ def _events_table(events: list[AuditEvent], *, subject: bool = True) -> Table:
         "#", "at", "type", *(("credential / user",) if subject else ()), "actor", "details"
     )
     for e in events:
-        who = f"{e.kind} {e.credential_id}" if e.credential_id else f"member {e.user_id}"
+        who = (
+            f"{e.kind} {e.credential_id}"
+            if e.credential_id
+            else f"{'user' if e.type == 'user_created' else 'member'} {e.user_id}"
+        )
         details = "\n".join(f"{k}={v}" for k, v in e.data.items() if v is not None)
         _add_row(
             table,
@@ -323,6 +329,52 @@ def audit_valid_at(
         print_json([s.to_json() for s in states])
         return
     out.print(_states_table(states))
+
+
+@audit_app.command("expiring")
+def audit_expiring(
+    within_days: Annotated[
+        int, typer.Option("--within-days", help="expiring after now and at most N days from now")
+    ],
+    workspace: Annotated[str | None, typer.Option(help="workspace id")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Credentials about to expire (neither revoked nor consumed), soonest first, with their
+    holders: the user of a personal access token, the issuer of an install or daemon token."""
+    with command_errors(as_json=as_json) as settings:
+        paging.check_days(within_days)
+        ws = _uuid(workspace, "workspace")
+        with open_ledger(settings) as ledger:
+            found = ledger.expiring_credentials(within_days, ws)
+    if as_json:
+        print_json([_expiring_json(e) for e in found])
+        return
+    table = _table("id", "kind", "prefix", "name / daemon", "expires", "holder", "workspace")
+    for e in found:
+        _add_row(
+            table,
+            str(e.id),
+            e.kind,
+            e.token_prefix,
+            e.name or e.daemon_id or "",
+            _time(e.expires_at),
+            f"{e.holder_name or '?'} ({e.holder_id})" if e.holder_id else "",
+            str(e.workspace_id or ""),
+        )
+    out.print(table)
+
+
+def _expiring_json(e: ExpiringCredential) -> dict[str, Any]:
+    return {
+        "id": str(e.id),
+        "kind": e.kind,
+        "token_prefix": e.token_prefix,
+        "name": e.name,
+        "workspace_id": str(e.workspace_id) if e.workspace_id else None,
+        "daemon_id": e.daemon_id,
+        "expires_at": e.expires_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "holder": {"user_id": str(e.holder_id), "name": e.holder_name} if e.holder_id else None,
+    }
 
 
 # Tamper evidence (ADR 0019): the commands live in their own module.

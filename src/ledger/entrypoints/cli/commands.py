@@ -18,6 +18,7 @@ from ledger.application import validation
 from ledger.bootstrap import migrate as migrate_database
 from ledger.bootstrap import open_ledger
 from ledger.config import Settings
+from ledger.domain.errors import InvalidUserId
 from ledger.entrypoints.cli.audit import audit_app, projections_app
 from ledger.entrypoints.cli.console import command_errors, err, out, print_json
 from ledger.entrypoints.demo import run_demo
@@ -92,6 +93,27 @@ def users_create(
     out.print(f"user [bold]{created.name}[/bold] created: {created.user_id}")
     out.print(f"personal access token (shown only now): [bold]{created.token}[/bold]")
     out.print(f"expires at {data['expires_at']}")
+
+
+@users_app.command("offboard")
+def users_offboard(
+    user_id: Annotated[str, typer.Argument(help="the user's id")],
+    note: Annotated[
+        str | None, typer.Option("--note", help="why (1..200 characters), kept in the events")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Revoke, in one commit, every personal access token of the user and every daemon and
+    install token they issued in any workspace (reason `offboarded`)."""
+    with command_errors(as_json=as_json) as settings:
+        uid = validation.uuid(user_id, InvalidUserId)
+        validation.note(note)
+        with open_ledger(settings) as ledger:
+            revoked = ledger.offboard_user(uid, note)
+    if as_json:
+        print_json({"user_id": str(uid), "revoked": revoked})
+        return
+    out.print(f"user {uid} offboarded: {revoked} credentials revoked")
 
 
 @app.command()

@@ -16,7 +16,8 @@ from fastapi import APIRouter, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from ledger.bootstrap import PostgresLedger
-from ledger.entrypoints.http import errors
+from ledger.entrypoints.http import errors, metrics
+from ledger.entrypoints.http.abuse import AbuseControls
 from ledger.entrypoints.http.dependencies import MAX_BODY_BYTES
 from ledger.entrypoints.http.middleware import RequestMiddleware
 from ledger.entrypoints.http.openapi import finish_openapi
@@ -69,6 +70,8 @@ def create_app(ledger: PostgresLedger, *, hooks: Sequence[Hook] = ()) -> FastAPI
         lifespan=lifespan,
     )
     app.state.ledger = ledger
+    app.state.abuse = AbuseControls(ledger.settings, ledger.clock)
+    app.state.expiring_soon = metrics.ExpiringSoon(ledger)
     for router in ROUTERS:
         app.include_router(router)
     errors.install(app)

@@ -1,6 +1,7 @@
 """Errors become answers here, once: ``{"error": code}`` with its family's status.
 
-- ``LedgerError`` (raised by the ledger, the auth dependency, body parsing): its code and status.
+- ``LedgerError`` (raised by the ledger, the auth dependency, body parsing): its code and status;
+  a failed authentication is also counted and logged (``abuse``).
 - Routing failures: 404 ``not found``, 405 ``method not allowed`` (with ``Allow`` naming every
   method of every route at that path).
 - ``RequestValidationError`` (FastAPI's own checks; routes parse their bodies themselves, so this
@@ -21,6 +22,7 @@ from starlette.routing import Match
 
 from ledger.domain.errors import InvalidRequestBody, LedgerError, ServiceUnavailable
 from ledger.entrypoints.fastapi import error_response
+from ledger.entrypoints.http.abuse import controls
 from ledger.entrypoints.http.middleware import ERROR_CODE_KEY
 
 log = logging.getLogger("ledger.http")
@@ -34,6 +36,9 @@ async def ledger_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, LedgerError)
     if isinstance(error, ServiceUnavailable):
         log.warning("service unavailable: %s", error.detail or error.code)
+    abuse = controls(request)
+    if abuse is not None:
+        abuse.failed(request.scope, error)
     _remember(request, error.code)
     return error_response(error)
 

@@ -17,6 +17,11 @@ Without it (an app built in-process, e.g. by tests) the process's default regist
   group-commit writer's batches (its ``on_batch`` hook).
 - ``ledger_projection_lag_events{projection}``: how far each projection is behind, set with
   ``set_projection_lag``; ``ProjectionLagSync`` does, in every worker, from the tracking rows.
+- ``ledger_tokens_expiring_soon{kind}``: credentials neither revoked nor consumed whose expiry
+  is within the next 7 days, counted by the scraping worker from the credentials table (one
+  indexed aggregate query, its answer kept ``EXPIRING_CACHE_S`` seconds): ``ExpiringSoon``.
+- ``ledger_auth_failures_total{route, reason}`` and ``ledger_exchange_throttled_total``: failed
+  authentications and throttled exchanges (``ledger.entrypoints.http.abuse``).
 - ``ledger_projection_errors{projection, problem}``: events a projection projected in a safe
   form (``problem="unsafe_text"``) or skipped (the other problems), from
   ``ledger_projection_errors`` (docs/adr/0016); set by ``ProjectionLagSync`` too.
@@ -27,6 +32,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterable, Iterator
+from datetime import datetime, timedelta
 
 import psycopg
 from eventsourcing.persistence import PersistenceError
@@ -44,6 +50,7 @@ from prometheus_client.registry import Collector
 
 from ledger.adapters.background import Periodic
 from ledger.bootstrap import PostgresLedger
+from ledger.domain import TokenKind
 from ledger.domain.errors import LedgerError
 from ledger.projections import NAMES
 from ledger.projections.problems import PROBLEMS
@@ -215,12 +222,60 @@ class _Scrape(Collector):
         yield _hit_ratio(metrics)
 
 
-def render() -> bytes:
-    """The Prometheus text exposition of the service's metrics."""
+EXPIRING_WINDOW = timedelta(days=7)
+EXPIRING_CACHE_S = 15.0
+
+
+class ExpiringSoon(Collector):
+    """``ledger_tokens_expiring_soon{kind}``, computed at scrape time and kept for
+    ``cache_s`` seconds of the ledger's clock (a scrape storm costs one query per window).
+    When the store does not answer the family is left out of that scrape."""
+
+    def __init__(self, ledger: PostgresLedger, cache_s: float = EXPIRING_CACHE_S) -> None:
+        self._ledger = ledger
+        self._cache = timedelta(seconds=cache_s)
+        self._lock = threading.Lock()
+        self._counted_at: datetime | None = None
+        self._counts: dict[str, int] = {}
+
+    def counts(self) -> dict[str, int] | None:
+        """Credentials expiring within 7 days by kind (every kind, zeros included)."""
+        now = self._ledger.clock.now()
+        with self._lock:
+            if self._counted_at is None or not (
+                self._counted_at <= now < self._counted_at + self._cache
+            ):
+                try:
+                    counted = self._ledger.credentials.count_expiring(now, now + EXPIRING_WINDOW)
+                except (LedgerError, PersistenceError, psycopg.Error):
+                    return None
+                self._counts = {kind.value: counted.get(kind.value, 0) for kind in TokenKind}
+                self._counted_at = now
+            return dict(self._counts)
+
+    def collect(self) -> Iterator[Metric]:
+        counts = self.counts()
+        if counts is None:
+            return
+        family = GaugeMetricFamily(
+            "ledger_tokens_expiring_soon",
+            "Credentials neither revoked nor consumed that expire within the next 7 days",
+            labels=["kind"],
+        )
+        for kind, count in counts.items():
+            family.add_metric([kind], count)
+        yield family
+
+
+def render(*extra: Collector) -> bytes:
+    """The Prometheus text exposition of the service's metrics (plus ``extra`` collectors,
+    computed by the scraping worker)."""
     source: Collector | CollectorRegistry = REGISTRY
     path = os.environ.get(MULTIPROC_ENV)
     if path:
         source = MultiProcessCollector(None, path=path)  # type: ignore[no-untyped-call]
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Scrape(source))
+    for collector in extra:
+        registry.register(collector)
     return generate_latest(registry)

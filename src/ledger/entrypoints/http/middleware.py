@@ -42,7 +42,8 @@ def _request_id(headers: Headers) -> str:
 def _route_template(scope: Scope) -> tuple[str, str | None]:
     """The matched route's path template and endpoint name (never the raw path)."""
     route = scope.get("route")
-    path = getattr(route, "path", None)
+    # The template as documented: without a parameter's convertor (``{token_id:token_id}``).
+    path = getattr(route, "path_format", None) or getattr(route, "path", None)
     if not isinstance(path, str):
         return "<unmatched>", None
     return path, getattr(route, "name", None)

@@ -26,6 +26,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     StrictInt,
     StrictStr,
 )
@@ -73,6 +74,8 @@ WholeNumber = Annotated[StrictInt, BeforeValidator(_whole_number)]
 """A JSON integer, written ``7`` or ``7.0`` (JSON Schema's ``integer``); nothing else."""
 Name = Annotated[StrictStr, AfterValidator(validation.name)]
 """A display name, checked by the ledger's rule as it is parsed (``name is required``)."""
+Note = Annotated[StrictStr, AfterValidator(validation.note)]
+"""A revocation's note, checked by the ledger's rule as it is parsed (``invalid note``)."""
 DaemonId = Annotated[StrictStr, AfterValidator(validation.daemon_id)]
 """A daemon id, checked by the ledger's rule as it is parsed (``daemon_id is required``)."""
 
@@ -184,6 +187,22 @@ class ChangeRoleRequest(RequestModel):
     role: Role = Field(description="anything else: 400 `invalid role`")
 
 
+class RevokeAllRequest(RequestModel):
+    """``POST /api/tokens/revoke-all`` (the body is optional: none, ``{}`` or ``null`` fields
+    keep every default)."""
+
+    keep_current: StrictBool | None = Field(
+        default=None,
+        description="true: the bearer token itself stays valid; default false",
+    )
+    note: Note | None = Field(
+        default=None,
+        description="why, in the caller's words: 1..200 characters, not blank, no control "
+        "character; otherwise 400 `invalid note`",
+        json_schema_extra=_text_schema(validation.MAX_NOTE_LENGTH),
+    )
+
+
 class ExchangeRequest(RequestModel):
     """``POST /api/install-tokens/exchange``."""
 
@@ -255,6 +274,19 @@ class WorkspaceBody(BaseModel):
     created_at: UtcDateTime
 
 
+class MembershipBody(BaseModel):
+    """A workspace in the caller's list, with the caller's role in it."""
+
+    id: UUID
+    name: str
+    role: Role
+    created_at: UtcDateTime
+
+
+class RevokedCountBody(BaseModel):
+    revoked: int = Field(description="how many tokens this call revoked")
+
+
 class MemberBody(BaseModel):
     user_id: UUID
     role: Role
@@ -302,6 +334,7 @@ REQUEST_MODELS: tuple[type[RequestModel], ...] = (
     CreateWorkspaceRequest,
     AddMemberRequest,
     ChangeRoleRequest,
+    RevokeAllRequest,
     ExchangeRequest,
 )
 

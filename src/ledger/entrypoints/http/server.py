@@ -97,6 +97,9 @@ def _audit_hook(ledger: PostgresLedger) -> Iterator[None]:
         watch.stop()
 
 
+WORKER_HEALTHCHECK_S = 30
+"""How long the supervisor waits for a worker's answer to its health check."""
+
 HOOKS: list[Hook] = [_metrics_hook, _projections_hook, _audit_hook]
 """What runs beside each worker's app, entered in order at start-up, exited in reverse."""
 
@@ -186,6 +189,13 @@ def serve(
                 log_level=level.lower(),
                 access_log=False,
                 server_header=False,
+                # The client address is the socket's unless LEDGER_TRUSTED_PROXY_HEADER says
+                # otherwise (ledger.entrypoints.http.abuse): uvicorn must not rewrite it.
+                proxy_headers=False,
                 timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+                # A worker answers the supervisor's health check only once its imports are
+                # done; on a loaded host that takes longer than uvicorn's 5 s, and the
+                # supervisor would kill and restart every worker before it ever served.
+                timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
             )
         log.info("ledger stopped; stopping the database")

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import Path
 
-from ledger.entrypoints.http.models import ErrorBody
+from ledger.entrypoints.http.models import TEXT_PATTERN, ErrorBody
 
 
 def path_id(what: str) -> Any:
@@ -30,3 +30,26 @@ AUTH = {
     "s401": "`missing authorization`, `invalid token`",
     "s503": "`service unavailable`",
 }
+
+
+def query_param(
+    name: str, description: str, schema: dict[str, Any], *, required: bool = False
+) -> dict[str, Any]:
+    """The documentation of one query parameter that a route reads as text itself (so that a
+    bad value answers the contract's 400 code, never FastAPI's 422)."""
+    return {
+        "name": name,
+        "in": "query",
+        "required": required,
+        "description": description,
+        "schema": schema,
+    }
+
+
+NOTE_QUERY = query_param(
+    "note",
+    "why, in the revoker's words, recorded in the `revoked` event: 1..200 characters, not "
+    "blank, no control character; otherwise 400 `invalid note`",
+    {"type": "string", "minLength": 1, "maxLength": 200, "pattern": TEXT_PATTERN},
+)
+"""The optional ``note`` of a revoking route."""

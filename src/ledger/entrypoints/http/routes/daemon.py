@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 
 from ledger.entrypoints.http.dependencies import Daemon, LedgerDep, User, WorkspaceId
 from ledger.entrypoints.http.models import DaemonTokenBody, WhoamiBody, from_view
-from ledger.entrypoints.http.routes._errors import AUTH, errors, path_id
+from ledger.entrypoints.http.routes._errors import AUTH, NOTE_QUERY, errors, path_id
 
 router = APIRouter(prefix="/api", tags=["install and daemon tokens"])
 
@@ -39,18 +39,20 @@ def list_daemon_tokens(
     response_class=Response,
     summary="Revoke a daemon token of the workspace (owner or admin; 204 when already revoked)",
     responses=errors(
-        s400="`invalid workspace id`, `invalid token id`",
+        s400="`invalid workspace id`, `invalid token id`, `invalid note`",
         s404="`workspace not found`, `daemon token not found`",
         **_ADMIN_ERRORS,
     ),
+    openapi_extra={"parameters": [NOTE_QUERY]},
 )
 def revoke_daemon_token(
     caller: User,
     workspace_id: WorkspaceId,
     token_id: Annotated[str, path_id("the daemon token")],
     ledger: LedgerDep,
+    note: Annotated[str | None, Query(include_in_schema=False)] = None,
 ) -> Response:
-    ledger.revoke_daemon_token(caller, workspace_id, token_id)
+    ledger.revoke_daemon_token(caller, workspace_id, token_id, note)
     return Response(status_code=204)
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 
+from ledger.entrypoints.http.abuse import exchange_guard, remember_presented
 from ledger.entrypoints.http.dependencies import LedgerDep, User, WorkspaceId, json_body
 from ledger.entrypoints.http.models import ExchangedBody, ExchangeRequest, InstallTokenBody
 from ledger.entrypoints.http.openapi import request_body
@@ -56,12 +57,18 @@ def mint_install_token(
         s409="`token limit reached` (the workspace holds its most daemon tokens; the install "
         "token stays unconsumed)",
         **BODY,
+        s429="`too many requests`: this client address made too many failed exchanges in the "
+        "current minute; `Retry-After` says how many seconds remain",
         s503="`service unavailable`",
     ),
 )
 def exchange(
-    body: Annotated[ExchangeRequest, Depends(json_body(ExchangeRequest))], ledger: LedgerDep
+    _throttled: Annotated[None, Depends(exchange_guard)],
+    request: Request,
+    body: Annotated[ExchangeRequest, Depends(json_body(ExchangeRequest))],
+    ledger: LedgerDep,
 ) -> ExchangedBody:
+    remember_presented(request, body.token)
     exchanged = ledger.exchange_install_token(body.token, body.daemon_id)
     return ExchangedBody(
         token=exchanged.token,

@@ -38,4 +38,6 @@ def prometheus(request: Request) -> Response:
     sync: metrics.CacheStatsSync | None = getattr(request.app.state, "metrics_sync", None)
     if sync is not None:
         sync.sync()
-    return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+    extra = getattr(request.app.state, "expiring_soon", None)
+    collectors = (extra,) if isinstance(extra, metrics.ExpiringSoon) else ()
+    return Response(metrics.render(*collectors), media_type=CONTENT_TYPE_LATEST)

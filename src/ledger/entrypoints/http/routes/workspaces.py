@@ -19,7 +19,9 @@ from ledger.entrypoints.http.models import (
     ChangeRoleRequest,
     CreateWorkspaceRequest,
     MemberBody,
+    MembershipBody,
     WorkspaceBody,
+    from_view,
 )
 from ledger.entrypoints.http.openapi import request_body
 from ledger.entrypoints.http.routes._errors import AUTH, BODY, errors
@@ -47,6 +49,15 @@ def create_workspace(
 ) -> WorkspaceBody:
     created = ledger.create_workspace(caller, body.name or "")
     return WorkspaceBody(id=created.id, name=created.name, created_at=created.created_at)
+
+
+@router.get(
+    "",
+    summary="The caller's workspaces, with the caller's role in each (oldest first)",
+    responses=errors(**AUTH),
+)
+def list_workspaces(caller: User, ledger: LedgerDep) -> list[MembershipBody]:
+    return [from_view(MembershipBody, m) for m in ledger.list_workspaces(caller)]
 
 
 @router.get(
