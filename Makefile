@@ -3,10 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Swagger UI and ReDoc for /docs and /redoc, from pinned npm tarballs (checked by SHA-256).
+DOCS_ASSETS := src/ledger/entrypoints/http/docs_assets/MANIFEST.json
 
-.PHONY: setup run demo test check lint typecheck bench fuzz clean
+.PHONY: setup run demo test check check-render lint typecheck bench fuzz clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(DOCS_ASSETS)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,24 +16,32 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
+$(DOCS_ASSETS): scripts/vendor_docs_assets.py
+	$(PYTHON) scripts/vendor_docs_assets.py
+
+run: setup
 	$(BIN)/ledger serve
 
-demo: $(STAMP)
+demo: setup
 	$(BIN)/ledger demo
 
-test: $(STAMP)
+test: setup
 	TZ=UTC $(BIN)/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
 check: lint typecheck test
+
+# /docs, /redoc and an audit report rendered in headless Chromium (Debian's `chromium`; skipped
+# without it, except under CI=true). Not part of `make test`, which needs no browser.
+check-render: setup
+	$(BIN)/python scripts/check_render.py
 
 # The whole suite (at most 10 minutes); `python -m bench --quick` runs in about a minute.
 bench: $(STAMP)

@@ -10,7 +10,7 @@ recorded at or before ``T``, by the same fold as the aggregate's.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -41,6 +41,7 @@ from ledger.domain.credential_row import (
     fold,
 )
 from ledger.domain.errors import CredentialNotFound, InvalidQueryParameter
+from ledger.projections import export
 from ledger.projections.audit_trail import AUDIT_COLUMNS, AUDIT_TABLE, EVENT_TYPES
 from ledger.projections.credentials import CREDENTIALS_VIEW, VIEW_COLUMNS
 from ledger.projections.runner import Projections
@@ -241,6 +242,22 @@ class AuditQueries:
         page = rows[:limit]
         more = len(rows) > limit
         return AuditPage(events=page, next_cursor=str(page[-1].position) if more else None)
+
+    def export(
+        self,
+        *,
+        workspace: UUID | None = None,
+        since: datetime | None = None,
+        fetch: int = export.FETCH,
+    ) -> tuple[int, Iterator[export.ExportedEvent]]:
+        """Every audit event (of ``workspace``, at or after ``since``) in log order, with its
+        stored event's hash, streamed (``ledger.projections.export``); and how many there
+        were when the export began (a progress bar's total: more may follow)."""
+        if since is not None:
+            check_instant(since, "since")
+        self._projections.wait_current()
+        total = export.count(self._datastore, workspace=workspace, since=since)
+        return total, export.stream(self._datastore, workspace=workspace, since=since, fetch=fetch)
 
     def valid_at(
         self, at: datetime, *, workspace: UUID | None = None, user: UUID | None = None

@@ -24,7 +24,7 @@ from ledger.application.audit import MAX_LIMIT
 from ledger.application.views import ExpiringCredential
 from ledger.bootstrap import open_ledger
 from ledger.domain.errors import InvalidQueryParameter
-from ledger.entrypoints.cli import tamper
+from ledger.entrypoints.cli import audit_export, audit_report, tamper
 from ledger.entrypoints.cli.console import command_errors, out, print_json
 from ledger.projections import NAMES, AuditEvent, CredentialState
 from ledger.projections.queries import parse_instant
@@ -381,3 +381,7 @@ def _expiring_json(e: ExpiringCredential) -> dict[str, Any]:
 audit_app.command("checkpoint")(tamper.checkpoint)
 audit_app.command("verify")(tamper.verify)
 audit_app.command("repair-auth")(tamper.repair)
+
+# Export and report for auditors: their own modules too.
+audit_app.command("export")(audit_export.export)
+audit_app.command("report")(audit_report.report)

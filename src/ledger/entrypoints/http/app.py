@@ -21,7 +21,16 @@ from ledger.entrypoints.http.abuse import AbuseControls
 from ledger.entrypoints.http.dependencies import MAX_BODY_BYTES
 from ledger.entrypoints.http.middleware import RequestMiddleware
 from ledger.entrypoints.http.openapi import finish_openapi
-from ledger.entrypoints.http.routes import audit, daemon, install, ops, tokens, users, workspaces
+from ledger.entrypoints.http.routes import (
+    audit,
+    daemon,
+    docs,
+    install,
+    ops,
+    tokens,
+    users,
+    workspaces,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (
     ops.router,
@@ -31,6 +40,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     install.router,
     daemon.router,
     audit.router,
+    docs.router,
 )
 """Every route family of the service, in the order of the OpenAPI document."""
 
@@ -68,6 +78,11 @@ def create_app(ledger: PostgresLedger, *, hooks: Sequence[Hook] = ()) -> FastAPI
         description=DESCRIPTION,
         version="0.1.0",
         lifespan=lifespan,
+        # Served by ``routes.docs``: the pages from vendored assets (FastAPI's load them from a
+        # CDN), and all three as routes that the access log and metrics can name.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.ledger = ledger
     app.state.abuse = AbuseControls(ledger.settings, ledger.clock)
