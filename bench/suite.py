@@ -765,6 +765,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.monotonic()
     data_dir = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
+    # Every process of the run (ledger serve, followers) inherits these. The cells write for one
+    # user and one workspace, far past the default token limits: the suite measures the write
+    # path with the limits off (docs/adr/0021 has their cost). The exchange key lives with the
+    # run's data.
+    os.environ.setdefault("LEDGER_MAX_TOKENS_PER_USER", "0")
+    os.environ.setdefault("LEDGER_MAX_DAEMON_TOKENS_PER_WORKSPACE", "0")
+    os.environ.setdefault("LEDGER_EXCHANGE_KEY_FILE", str(data_dir / "exchange.key"))
     try:
         _progress(f"starting PostgreSQL under {data_dir} ...")
         with embedded_server(data_dir) as server_url:

@@ -29,6 +29,7 @@ from ledger.adapters import migrations
 from ledger.adapters.announcer import ChangeAnnouncer
 from ledger.adapters.audit_watch import AuditWatch
 from ledger.adapters.credentials_table import CredentialsTable
+from ledger.adapters.exchange_keys import key_path, load_or_create_keys
 from ledger.adapters.invalidation import CacheInvalidator
 from ledger.adapters.postgres import (
     CREDENTIALS_TABLE,
@@ -54,12 +55,14 @@ from ledger.adapters.stored_hash_mapper import StoredHashMapper
 from ledger.adapters.usage import UsageRecorder
 from ledger.adapters.writer import GroupCommitWriter
 from ledger.application import Ledger
-from ledger.application.ports import Ports
+from ledger.application.ports import Ports, WriteOutcome
 from ledger.application.verify import CacheStats, Verifier, VerifierCache
 from ledger.config import Settings
 from ledger.domain.clock import Clock
 from ledger.domain.credential_row import CredentialRow
 from ledger.domain.errors import SchemaMissing, ServiceUnavailable
+from ledger.domain.exchange import ExchangePolicy
+from ledger.domain.limits import LimitSettings, TokenLimit
 from ledger.projections import AuditQueries, Projections
 
 log = logging.getLogger(__name__)
@@ -104,6 +107,14 @@ class PostgresLedger(Ledger):
             command_attempts=settings.command_attempts,
             store_errors=translate_store_errors,
             mapper_class=StoredHashMapper,
+            exchange_policy=ExchangePolicy(
+                retry_window=timedelta(seconds=settings.exchange_retry_window_s),
+                replay_revokes=settings.replay_revokes,
+            ),
+            limits=LimitSettings(
+                personal_access_tokens_per_user=settings.max_tokens_per_user,
+                daemon_tokens_per_workspace=settings.max_daemon_tokens_per_workspace,
+            ),
         )
 
     def _wire(self, ledger: Ledger) -> Ports:
@@ -186,8 +197,10 @@ class PostgresLedger(Ledger):
         self.writer.after_commit = self._announce
         writer = self.writer
 
-        def write(events: list[StoredEvent], rows: list[CredentialRow]) -> list[int] | None:
-            return writer.submit(BatchCommand(events, rows))
+        def write(
+            events: list[StoredEvent], rows: list[CredentialRow], limit: TokenLimit | None
+        ) -> WriteOutcome:
+            return writer.submit(BatchCommand(events, rows, limit))
 
         return Ports(
             credentials=table,
@@ -199,6 +212,7 @@ class PostgresLedger(Ledger):
                 router=self.reads,
             ),
             write=write,
+            exchange_keys=load_or_create_keys(key_path(settings)),
             read_streams=recorder.select_credential_and_workspace,
             close=self._close_adapters,
         )

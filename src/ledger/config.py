@@ -173,6 +173,32 @@ class Settings(BaseSettings):
         le=86_400 * 7,
         description="how often `ledger serve` verifies the store in the background; unset: never",
     )
+    exchange_key_file: Path | None = Field(
+        default=None,
+        description="the keys that derive daemon tokens (default <data_dir>/exchange.key)",
+    )
+    exchange_retry_window_s: int = Field(
+        default=60,
+        ge=0,
+        le=3600,
+        description="how long a lost exchange answer can be fetched again (0: never)",
+    )
+    replay_revokes: bool = Field(
+        default=False,
+        description="a replayed install token revokes the daemon token it produced",
+    )
+    max_tokens_per_user: int = Field(
+        default=100,
+        ge=0,
+        le=1_000_000,
+        description="most usable personal access tokens a user holds (0: no limit)",
+    )
+    max_daemon_tokens_per_workspace: int = Field(
+        default=1000,
+        ge=0,
+        le=1_000_000,
+        description="most unrevoked daemon tokens a workspace holds (0: no limit)",
+    )
 
     @field_validator("read_database_urls", mode="before")
     @classmethod

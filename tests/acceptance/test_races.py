@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -46,14 +47,23 @@ def test_concurrent_renewals_have_exactly_one_winner(api: Api, operator: Operato
         assert stored[minted["id"]]["expires_at"] == winners[0]["expires_at"]
 
 
+def exchange_as_next(
+    api: Api, token: str, racers: itertools.count[int], round_: int
+) -> httpx.Response:
+    body = {"token": token, "daemon_id": f"racer-{round_}-{next(racers)}"}
+    return api.post("/api/install-tokens/exchange", json=body)
+
+
 def test_concurrent_exchanges_have_exactly_one_winner(api: Api, world: World) -> None:
     daemon_tokens = f"/api/workspaces/{world.workspace_id}/daemon-tokens"
     for round_ in range(ROUNDS):
         minted = api.post(
             f"/api/workspaces/{world.workspace_id}/install-tokens", token=world.owner.token
         ).json()
-        body = {"token": minted["token"], "daemon_id": f"racer-{round_}"}
-        answers = race(functools.partial(api.post, "/api/install-tokens/exchange", json=body))
+        # Every racer its own daemon_id: the same one would make the losers retries (200).
+        answers = race(
+            functools.partial(exchange_as_next, api, minted["token"], itertools.count(), round_)
+        )
         statuses = sorted(a.status_code for a in answers)
         assert statuses == [200] + [401] * (CLIENTS - 1)
         losers = [a.json()["error"] for a in answers if a.status_code == 401]

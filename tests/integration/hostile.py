@@ -57,7 +57,7 @@ class Poisoned:
 def _submit(ledger: PostgresLedger, *events: StoredEvent) -> list[int]:
     """Append stored events as they are, with no auth-table row (``Ledger._record``'s path)."""
     ids = ledger.writer.submit(BatchCommand(list(events)))
-    assert ids is not None
+    assert isinstance(ids, list)
     return ids
 
 

@@ -58,7 +58,7 @@ def test_seeded_install_tokens_exchange_once(ledger: PostgresLedger, database_ur
     exchanged = ledger.exchange_install_token(seeded.raw[0], "daemon")
     assert exchanged.workspace_id == workspace.id
     with pytest.raises(InstallTokenAlreadyUsed):
-        ledger.exchange_install_token(seeded.raw[0], "daemon")
+        ledger.exchange_install_token(seeded.raw[0], "another daemon")
 
 
 def test_seeded_tokens_near_expiry_renew(ledger: PostgresLedger, database_url: str) -> None:

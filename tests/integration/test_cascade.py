@@ -104,7 +104,7 @@ def test_failure_in_the_middle_of_the_commit_writes_nothing(
         recorder,
         "_write_batch",
         "SELECT f.*, 1 / (f.notification_id - f.notification_id) AS boom "
-        "FROM ledger_write_batch(%s, %s, %s) AS f",
+        "FROM ledger_write_batch(%s, %s, %s, %s) AS f",
     )
     with pytest.raises(ServiceUnavailable):
         ledger.remove_member(owner, workspace.id, admin.user_id)

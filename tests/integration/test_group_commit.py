@@ -17,6 +17,7 @@ from ledger.adapters.recorder import (
     batch_params,
 )
 from ledger.adapters.writer import GroupCommitWriter
+from ledger.application.ports import WriteOutcome
 from ledger.bootstrap import PostgresLedger
 from ledger.domain import Actor, Credential, RevocationReason, TokenKind
 from ledger.domain.credential_row import CredentialRow
@@ -74,9 +75,10 @@ def test_a_conflicting_command_does_not_fail_its_neighbours(ledger: PostgresLedg
     outcomes = recorder_of(ledger).insert_batch([first_command, stale_command, third_command])
 
     assert outcomes[1] is None
-    assert outcomes[0] is not None and len(outcomes[0]) == 1
-    assert outcomes[2] is not None and len(outcomes[2]) == 1
-    assert outcomes[2][0] > outcomes[0][0]
+    first_ids, third_ids = outcomes[0], outcomes[2]
+    assert isinstance(first_ids, list) and len(first_ids) == 1
+    assert isinstance(third_ids, list) and len(third_ids) == 1
+    assert third_ids[0] > first_ids[0]
     for credential in (first, third):
         assert load_credential(ledger, credential.id).version == 1
         assert ledger.credentials.get(credential.id) is not None
@@ -206,7 +208,7 @@ def test_a_batch_the_store_refuses_is_written_one_command_at_a_time(
     real_insert_batch = recorder.insert_batch
     sizes: list[int] = []
 
-    def refuse_batches(commands: Sequence[BatchCommand]) -> list[list[int] | None]:
+    def refuse_batches(commands: Sequence[BatchCommand]) -> list[WriteOutcome]:
         sizes.append(len(commands))
         if len(commands) > 1:
             raise BatchIntegrityError("refused")
@@ -273,10 +275,10 @@ def test_a_command_racing_an_uncommitted_write_of_its_key_is_refused_whole(
     neighbour, neighbour_command = minted(ledger)
     with psycopg.connect(database_url) as held:  # a transaction left open
         held.execute(
-            "SELECT * FROM ledger_write_batch(%s, %s, '10s')",
+            "SELECT * FROM ledger_write_batch(%s, %s, %s, '10s')",
             batch_params([command_for(ledger, fresh)]),
         )
-        outcomes: list[list[int] | None] = []
+        outcomes: list[WriteOutcome] = []
         racing = threading.Thread(
             target=lambda: outcomes.extend(
                 recorder_of(ledger).insert_batch([both, neighbour_command])

@@ -42,6 +42,8 @@ def lifecycle(ledger: PostgresLedger) -> list[str]:
         raws.append(install.token)
         daemon = ledger.exchange_install_token(install.token, "box")
         raws.append(daemon.token)
+        # A retry of the lost answer recomputes the very same token: nothing stored gave it.
+        assert ledger.exchange_install_token(install.token, "box").token == daemon.token
         with contextlib.suppress(LedgerError):
             ledger.exchange_install_token(install.token, "again")
     spare = ledger.mint_install_token(admin, workspace.id)
@@ -50,6 +52,11 @@ def lifecycle(ledger: PostgresLedger) -> list[str]:
     with contextlib.suppress(LedgerError):
         ledger.exchange_install_token(spare.token, "late")
     return raws
+
+
+def exchange_keys(ledger: PostgresLedger) -> list[str]:
+    """The exchange keys (they derive daemon tokens), as hex: a secret too."""
+    return [key.hex() for key in ledger._ports.exchange_keys]
 
 
 def forms_of(raw: str) -> list[str]:
@@ -73,6 +80,8 @@ def test_raw_tokens_are_absent_from_a_full_pg_dump(
         assert raw[:DISPLAY_PREFIX_LENGTH] in dump  # the display prefix is kept, on purpose
         for form in forms_of(raw):
             assert form not in dump
+    for key in exchange_keys(ledger):
+        assert key not in dump
 
 
 def test_raw_tokens_are_absent_from_decoded_event_bodies(
@@ -98,3 +107,5 @@ def test_raw_tokens_are_absent_from_every_log_line(
     for raw in raws:
         secret = raw[DISPLAY_PREFIX_LENGTH:]
         assert not any(secret in line for line in lines)
+    for key in exchange_keys(ledger):
+        assert not any(key in line for line in lines)

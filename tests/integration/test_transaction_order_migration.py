@@ -48,7 +48,7 @@ def write_old(url: str, commands: list[BatchCommand]) -> None:
     """Through the write function of migration 0003 (under the table lock, with NOTIFY)."""
     with psycopg.connect(url, autocommit=True) as conn:
         for command in commands:
-            conn.execute(OLD_WRITE_BATCH, batch_params([command]))
+            conn.execute(OLD_WRITE_BATCH, batch_params([command])[:2])
 
 
 def test_a_database_written_before_0004_keeps_its_order_positions_and_tracking(

@@ -2,9 +2,9 @@
 
 Every operation of the contract that writes an event is drawn: users, personal access tokens
 (minted, renewed, revoked), workspaces, members (added, role changed, removed, left, with their
-cascades), install tokens (minted, exchanged, left to expire), daemon tokens (revoked). The
-clock moves forward between operations, sometimes by days, so expiries and renewal windows
-are crossed.
+cascades), install tokens (minted, exchanged, replayed, left to expire), daemon tokens
+(revoked). The clock moves forward between operations, sometimes by days, so expiries and
+renewal windows are crossed.
 """
 
 from __future__ import annotations
@@ -100,6 +100,9 @@ def _step(ledger: PostgresLedger, rng: random.Random, w: Workload) -> None:  # n
         _, raw = rng.choice(w.install_tokens[-3:])  # recent: not yet expired
         exchanged = ledger.exchange_install_token(raw, f"daemon-{rng.randrange(1000)}")
         w.daemon_tokens.append((exchanged.token_id, exchanged.workspace_id))
+        if len(w.daemon_tokens) % 4 == 1:  # now and then a replay (no draw: the run is the same)
+            with contextlib.suppress(LedgerError):
+                ledger.exchange_install_token(raw, "replayed")
     elif op < 0.90 and w.daemon_tokens:
         token_id, workspace = rng.choice(w.daemon_tokens)
         user = _member_of(ledger, rng, w, workspace)

@@ -26,13 +26,15 @@ from ledger.application.audit import (
     CredentialState,
     current_workspaces,
 )
-from ledger.application.ports import AuthRow, Ports
+from ledger.application.ports import AuthRow, Ports, Refused, WriteOutcome
 from ledger.application.verify import Verifier, VerifierCache
 from ledger.domain import Actor, Credential, TokenKind
 from ledger.domain.base import LedgerAggregate
 from ledger.domain.clock import Clock
 from ledger.domain.credential_row import CredentialRow
-from ledger.domain.errors import CredentialNotFound, InvalidQueryParameter
+from ledger.domain.errors import CredentialNotFound, InvalidQueryParameter, TokenLimitReached
+from ledger.domain.exchange import ExchangePolicy
+from ledger.domain.limits import LimitSettings, TokenLimit, check_under_limit, counts_toward
 from ledger.projections.audit_trail import audit_row, minted_context
 from ledger.projections.positioned import Positioned
 from ledger.projections.queries import parse_cursor, states_as_of
@@ -53,6 +55,10 @@ class MemoryCredentials:
                 old = self._rows.get(row.credential_id)
                 last_used = old.last_used_at if old is not None else None
                 self._rows[row.credential_id] = replace(row, last_used_at=last_used)
+
+    def select(self, keep: Callable[[CredentialRow], bool]) -> list[CredentialRow]:
+        """Every row that ``keep`` accepts."""
+        return self._select(keep)
 
     def _select(self, keep: Callable[[CredentialRow], bool]) -> list[CredentialRow]:
         with self._lock:
@@ -256,19 +262,40 @@ class MemoryAudit:
         return current_workspaces(e for e in self._all() if e.user_id == user_id)
 
 
-def memory_ledger(clock: Clock, *, cache_ttl: timedelta = timedelta(seconds=60)) -> Ledger:
+MEMORY_EXCHANGE_KEY = bytes(range(32))
+"""The exchange key of in-memory ledgers (a fixed one: tests compare derived tokens)."""
+
+
+def memory_ledger(
+    clock: Clock,
+    *,
+    cache_ttl: timedelta = timedelta(seconds=60),
+    exchange_policy: ExchangePolicy | None = None,
+    limits: LimitSettings | None = None,
+    exchange_key: bytes = MEMORY_EXCHANGE_KEY,
+) -> Ledger:
     """A ledger on in-memory persistence, reading time from ``clock``."""
     credentials = MemoryCredentials()
+    write_lock = threading.Lock()
 
     def wire(ledger: Ledger) -> Ports:
         recorder = ledger.recorder
 
-        def write(events: list[StoredEvent], rows: list[CredentialRow]) -> list[int] | None:
-            try:
-                ids = recorder.insert_events(events)
-            except IntegrityError:
-                return None
-            credentials.put(rows)
+        def write(
+            events: list[StoredEvent], rows: list[CredentialRow], limit: TokenLimit | None
+        ) -> WriteOutcome:
+            with write_lock:  # the count and the write as one step, as the store's lock does
+                if limit is not None:
+                    held = len(credentials.select(lambda r: counts_toward(r, limit)))
+                    try:
+                        check_under_limit(held, limit)
+                    except TokenLimitReached:
+                        return Refused.LIMIT_REACHED
+                try:
+                    ids = recorder.insert_events(events)
+                except IntegrityError:
+                    return None
+                credentials.put(rows)
             assert ids is not None
             return list(ids)
 
@@ -278,6 +305,9 @@ def memory_ledger(clock: Clock, *, cache_ttl: timedelta = timedelta(seconds=60))
             verifier=Verifier(credentials, cache, ledger.clock),
             audit=MemoryAudit(ledger, credentials),
             write=write,
+            exchange_keys=(exchange_key,),
         )
 
-    return Ledger(MEMORY_ENV, ports=wire, clock=clock)
+    return Ledger(
+        MEMORY_ENV, ports=wire, clock=clock, exchange_policy=exchange_policy, limits=limits
+    )

@@ -80,6 +80,8 @@ def run(credential: Credential, steps: list[Step]) -> None:
                 credential.renew(at=at, actor=ACTOR)
             elif command == "revoke":
                 credential.revoke(reason=RevocationReason.USER_REQUEST, at=at, actor=ACTOR)
+            elif command == "replay":
+                credential.record_replay(daemon_id="elsewhere", at=at, actor=ACTOR)
             else:
                 credential.consume(daemon_token_id=uuid4(), at=at, actor=ACTOR)
         except LedgerError:
@@ -118,7 +120,9 @@ def replayed(events: list[Any]) -> Credential | None:
 
 
 steps = st.lists(
-    st.tuples(st.sampled_from(["renew", "revoke", "consume"]), st.integers(0, 60 * 24 * 120)),
+    st.tuples(
+        st.sampled_from(["renew", "revoke", "consume", "replay"]), st.integers(0, 60 * 24 * 120)
+    ),
     max_size=6,
 )
 

@@ -31,7 +31,9 @@ from psycopg_pool import ConnectionPool
 
 from ledger.adapters.credentials_table import row_values
 from ledger.adapters.postgres import CREDENTIALS_TABLE, EVENTS_TABLE, connection_is_dead
+from ledger.application.ports import Refused, WriteOutcome
 from ledger.domain.credential_row import CredentialRow
+from ledger.domain.limits import TokenLimit
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +46,11 @@ class BatchCommand:
 
     events: Sequence[StoredEvent]
     credential_rows: Sequence[CredentialRow] = field(default_factory=tuple)
+    limit: TokenLimit | None = None
+    """Admit the command only while it stays within this limit (``Refused.LIMIT_REACHED``)."""
     events_json: str = field(init=False)
     rows_json: str = field(init=False)
+    limit_json: str = field(init=False)
 
     def __post_init__(self) -> None:
         # States travel as hex: the stored bytes are exactly the mapper's (ADR 0012).
@@ -54,6 +59,14 @@ class BatchCommand:
         ]
         object.__setattr__(self, "events_json", _dumps(events))
         object.__setattr__(self, "rows_json", _dumps([row_values(r) for r in self.credential_rows]))
+        limit = self.limit
+        object.__setattr__(
+            self,
+            "limit_json",
+            "null"
+            if limit is None
+            else _dumps([limit.scope.value, limit.principal, limit.maximum, limit.at]),
+        )
 
 
 class BatchIntegrityError(IntegrityError):
@@ -77,13 +90,21 @@ def _verbatim(text: str) -> str:
     return text
 
 
-def batch_params(commands: Sequence[BatchCommand]) -> tuple[Jsonb, Jsonb]:
-    """The batch as two JSON arrays with one entry per command (its events; its rows): one
-    string join each, where psycopg's per-element dumping of ~22 column arrays cost Python per
-    value (ADR 0012). A command's index is its position in the arrays."""
+def batch_params(commands: Sequence[BatchCommand]) -> tuple[Jsonb, Jsonb, Jsonb | None]:
+    """The batch as three JSON arrays with one entry per command (its events; its rows; its
+    limit or null): one string join each, where psycopg's per-element dumping of ~22 column
+    arrays cost Python per value (ADR 0012). A command's index is its position in the arrays."""
     events = "[" + ",".join([c.events_json for c in commands]) + "]"
     rows = "[" + ",".join([c.rows_json for c in commands]) + "]"
-    return Jsonb(events, dumps=_verbatim), Jsonb(rows, dumps=_verbatim)
+    limits = [c.limit_json for c in commands]
+    return (
+        Jsonb(events, dumps=_verbatim),
+        Jsonb(rows, dumps=_verbatim),
+        # NULL when no command has a limit: the function then skips the limits' statements.
+        None
+        if all(limit == "null" for limit in limits)
+        else Jsonb("[" + ",".join(limits) + "]", dumps=_verbatim),
+    )
 
 
 class LedgerRecorder(PostgresApplicationRecorder):
@@ -119,7 +140,7 @@ class LedgerRecorder(PostgresApplicationRecorder):
         self.origin = uuid4().hex
         """This process's name in change announcements: its own cache is exact already."""
         self._write_batch = (
-            sql.SQL("SELECT * FROM {}.ledger_write_batch(%s, %s, %s)")
+            sql.SQL("SELECT * FROM {}.ledger_write_batch(%s, %s, %s, %s)")
             .format(sql.Identifier(datastore.schema))
             .as_string()
         )
@@ -177,18 +198,21 @@ class LedgerRecorder(PostgresApplicationRecorder):
         """The library's single-save path, as a batch of one."""
         rows: Sequence[CredentialRow] = kwargs.get("credential_rows", ())
         [outcome] = self.insert_batch([BatchCommand(stored_events, rows)])
-        if outcome is None:
+        if not isinstance(outcome, list):
             msg = "version conflict"
             raise IntegrityError(msg)
         return outcome
 
-    def insert_batch(self, commands: Sequence[BatchCommand]) -> list[list[int] | None]:
-        """Write every command that does not conflict, in one transaction and one round trip.
+    def insert_batch(self, commands: Sequence[BatchCommand]) -> list[WriteOutcome]:
+        """Write every command that does not conflict and stays within its limit, in one
+        transaction and one round trip.
 
-        Returns, per command, its events' notification ids, or ``None`` when it conflicted
-        (an event of it, or of an earlier command of the batch, already holds its key).
+        Returns, per command, its events' notification ids; ``None`` when it conflicted (an
+        event of it, or of an earlier command of the batch, already holds its key);
+        ``Refused.LIMIT_REACHED`` when its limit was reached (counting the commands of the batch
+        admitted before it).
         """
-        events, rows = batch_params(commands)
+        events, rows, limits = batch_params(commands)
         with self._batch_connection() as conn:
             # Autocommit: the statement is its own transaction, rolled back whole on any error.
             assert conn.autocommit
@@ -196,17 +220,18 @@ class LedgerRecorder(PostgresApplicationRecorder):
                 with conn.cursor(row_factory=tuple_row) as cursor:
                     cursor.execute(
                         self._write_batch,
-                        (events, rows, self._lock_timeout),
+                        (events, rows, limits, self._lock_timeout),
                         prepare=True,
                         binary=True,
                     )
                     results = cursor.fetchall()
             except psycopg.IntegrityError as error:
                 raise BatchIntegrityError(str(error)) from error
-        # One row per command: its notification ids in event order, or NULL if refused.
-        outcomes: list[list[int] | None] = [[] for _ in commands]
-        for index, notification_ids in results:
-            outcomes[index] = notification_ids
+        # One row per command: its notification ids in event order, or NULL if refused (and
+        # whether a limit refused it).
+        outcomes: list[WriteOutcome] = [[] for _ in commands]
+        for index, notification_ids, limited in results:
+            outcomes[index] = Refused.LIMIT_REACHED if limited else notification_ids
         return outcomes
 
     def select_credential_and_workspace(self, credential_id: UUID) -> list[StoredEvent]:

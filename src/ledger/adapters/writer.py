@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ledger.adapters.recorder import BatchCommand, BatchIntegrityError, LedgerRecorder
+from ledger.application.ports import WriteOutcome
 from ledger.domain.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ class _Pending:
     # One C call each way, where threading.Event's Condition costs Python on both sides, ~8
     # times per batch on the writer thread (ADR 0012).
     done: threading.Lock = field(default_factory=_held_lock)
-    outcome: list[int] | None = None
+    outcome: WriteOutcome = None
     error: BaseException | None = None
 
 
@@ -86,8 +87,9 @@ class GroupCommitWriter:
         # before any waiter is woken; its errors are only logged.
         self.after_commit: Callable[[Sequence[BatchCommand]], None] | None = None
 
-    def submit(self, command: BatchCommand) -> list[int] | None:
-        """Write ``command``; its notification ids, or ``None`` if it lost a version race."""
+    def submit(self, command: BatchCommand) -> WriteOutcome:
+        """Write ``command``; its notification ids, ``None`` if it lost a version race, or
+        ``Refused`` if its limit refused it."""
         if self._thread_count == 0:
             return self._write_here(command)
         pending = _Pending(command)
@@ -131,7 +133,7 @@ class GroupCommitWriter:
             raise ServiceUnavailable(msg) from pending.error
         return pending.outcome
 
-    def _write_here(self, command: BatchCommand) -> list[int] | None:
+    def _write_here(self, command: BatchCommand) -> WriteOutcome:
         """The command as its own transaction, on the calling thread (a pooled connection)."""
         if self._closed:
             msg = "the writer is closed"
@@ -150,7 +152,7 @@ class GroupCommitWriter:
             stats.commands += 1
             stats.largest_batch = max(stats.largest_batch, 1)
             stats.conflicts += conflicts
-        if outcome is not None and self.after_commit is not None:
+        if isinstance(outcome, list) and self.after_commit is not None:
             try:
                 self.after_commit([command])
             except Exception:  # the announcement is best effort; listeners have a backstop
@@ -162,7 +164,7 @@ class GroupCommitWriter:
                 log.warning("the on_batch hook failed", exc_info=True)
         return outcome
 
-    def write_batch(self, commands: Sequence[BatchCommand]) -> list[list[int] | None]:
+    def write_batch(self, commands: Sequence[BatchCommand]) -> list[WriteOutcome]:
         """Write ``commands`` as one batch on the calling thread, as a writer thread would (a
         batch the store refuses is written one command at a time); each command's outcome."""
         batch = [_Pending(command) for command in commands]
@@ -253,11 +255,10 @@ class GroupCommitWriter:
             stats.commands += len(batch)
             stats.largest_batch = max(stats.largest_batch, len(batch))
             stats.conflicts += conflicts
-        if self.after_commit is not None and conflicts < len(batch):
+        written = [p.command for p, o in zip(batch, outcomes, strict=True) if isinstance(o, list)]
+        if self.after_commit is not None and written:
             try:
-                self.after_commit(
-                    [p.command for p, o in zip(batch, outcomes, strict=True) if o is not None]
-                )
+                self.after_commit(written)
             except Exception:  # the announcement is best effort; listeners have a backstop
                 log.warning("the after_commit hook failed", exc_info=True)
         for pending, outcome in zip(batch, outcomes, strict=True):

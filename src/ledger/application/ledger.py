@@ -34,7 +34,7 @@ from ledger.application.audit import (
     CredentialHistory,
     CredentialState,
 )
-from ledger.application.ports import Ports, StoreErrors
+from ledger.application.ports import Ports, Refused, StoreErrors
 from ledger.application.verify import ALL_KINDS
 from ledger.application.views import (
     CreatedUser,
@@ -68,6 +68,7 @@ from ledger.domain.errors import (
     ConcurrencyConflict,
     CredentialNotFound,
     DaemonTokenNotFound,
+    InstallTokenAlreadyUsed,
     InvalidCredentialId,
     InvalidInstallToken,
     InvalidToken,
@@ -77,11 +78,14 @@ from ledger.domain.errors import (
     MalformedInstallToken,
     NotRenewable,
     ServiceUnavailable,
+    TokenLimitReached,
     TokenNoLongerValid,
     TokenNotFound,
     UserNotFound,
     WorkspaceNotFound,
 )
+from ledger.domain.exchange import ExchangePolicy, Presentation, daemon_token_for, presentation
+from ledger.domain.limits import LimitSettings, TokenLimit
 from ledger.domain.principal import Principal
 from ledger.domain.tokens import hash_token, issue, parse_kind
 
@@ -159,11 +163,16 @@ class Ledger(Application[UUID]):
         command_attempts: int = 20,
         store_errors: StoreErrors = contextlib.nullcontext,
         mapper_class: type[Mapper[UUID]] = Mapper,
+        exchange_policy: ExchangePolicy | None = None,
+        limits: LimitSettings | None = None,
     ) -> None:
         """``env`` configures the event store (the eventsourcing library's persistence
         settings); ``ports`` is called once the ledger's recorder and mapper exist and returns
-        the adapters the ledger talks to; ``mapper_class`` turns events into stored events."""
+        the adapters the ledger talks to; ``mapper_class`` turns events into stored events;
+        ``exchange_policy`` and ``limits`` are the configurable rules of exchanges and mints."""
         self._mapper_class = mapper_class
+        self.exchange_policy = exchange_policy or ExchangePolicy()
+        self.limits = limits or LimitSettings()
         self.clock: Clock = clock or SystemClock()
         self.command_attempts = command_attempts
         self.store_errors = store_errors
@@ -174,6 +183,9 @@ class Ledger(Application[UUID]):
         self.credentials = self._ports.credentials
         self.verifier = self._ports.verifier
         self.audit = self._ports.audit
+        if not self._ports.exchange_keys:
+            msg = "the ledger needs at least one exchange key"
+            raise ValueError(msg)
 
     # ----------------------------------------------------------------------- infrastructure
 
@@ -196,9 +208,11 @@ class Ledger(Application[UUID]):
     def save(
         self,
         *objs: MutableOrImmutableAggregate[UUID] | DomainEventProtocol[UUID] | None,
+        limit: TokenLimit | None = None,
         **kwargs: Any,
     ) -> list[Recording[UUID]]:
-        """Write the pending events of the given aggregates atomically (one command).
+        """Write the pending events of the given aggregates atomically (one command), within
+        ``limit`` if one is given (``TokenLimitReached``: nothing written).
 
         Ledger aggregates are collected directly: the library's generic path checks runtime
         protocols for every object, which costs more than the rest of a mint. The ledger takes
@@ -212,9 +226,11 @@ class Ledger(Application[UUID]):
                 processing_event.aggregates[obj.id] = obj
             elif obj is not None:
                 processing_event.collect_events(obj, **kwargs)
-        return self._record(processing_event)
+        return self._record(processing_event, limit)
 
-    def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
+    def _record(
+        self, processing_event: ProcessingEvent[UUID], limit: TokenLimit | None = None
+    ) -> list[Recording[UUID]]:
         """Write the events and the credential rows they produce through the ``write`` port."""
         events = processing_event.events
         stored = [self.mapper.to_stored_event(e) for e in events]
@@ -223,9 +239,11 @@ class Ledger(Application[UUID]):
             for a in processing_event.aggregates.values()
             if isinstance(a, Credential)
         ]
-        notification_ids = self._ports.write(stored, rows)
+        notification_ids = self._ports.write(stored, rows, limit)
         if notification_ids is None:
             raise ConcurrencyConflict
+        if notification_ids is Refused.LIMIT_REACHED:
+            raise TokenLimitReached
         # This process refuses what it just revoked the moment the call returns.
         self.verifier.cache.evict(row.credential_id for row in rows)
         return [
@@ -437,7 +455,7 @@ class Ledger(Application[UUID]):
             at=now,
             actor=Actor.user(user_id),
         )
-        self.save(credential)
+        self.save(credential, limit=self.limits.for_personal_access_tokens(user_id, now))
         return MintedToken(info=TokenInfo.of(CredentialRow.of(credential)), token=token.raw)
 
     @query
@@ -698,7 +716,10 @@ class Ledger(Application[UUID]):
         """Consume an install token and mint a daemon token, atomically (one ``save()``).
 
         Of any number of racing exchanges of one token exactly one succeeds; the others lose
-        the version race, run again, and find the token consumed.
+        the version race, run again, and find the token consumed: those that carry the winner's
+        ``daemon_id`` within the retry window get the winner's answer (the daemon token is
+        derived from the exchange key, the install token and the daemon id, ADR 0020), the
+        others are replays (``InstallTokenAlreadyUsed``, recorded on the install token).
         """
         raw = raw.strip() if isinstance(raw, str) else None
         if raw is None or parse_kind(raw) is not TokenKind.INSTALL_TOKEN:
@@ -708,12 +729,14 @@ class Ledger(Application[UUID]):
         install, workspace = self._load_credential_and_workspace(
             Credential.create_id(hash_token(raw))
         )
-        if install is None:
+        if install is None or install.kind is not TokenKind.INSTALL_TOKEN:
             raise InvalidInstallToken
+        if install.consumed_at is not None:
+            return self._present_again(raw, install, daemon, now)
         install.check_exchangeable(now)
         rules.check_issuer_still_admin(install, workspace)
         assert workspace is not None
-        token = issue(TokenKind.DAEMON_TOKEN)
+        token = daemon_token_for(self._ports.exchange_keys[0], raw, daemon)
         daemon_token_id = Credential.create_id(token.token_hash)
         actor = Actor.daemon(daemon_token_id)
         daemon_token = Credential.mint_daemon_token(
@@ -725,7 +748,7 @@ class Ledger(Application[UUID]):
             actor=actor,
         )
         install.consume(daemon_token_id=daemon_token.id, at=now, actor=actor)
-        self.save(install, daemon_token)
+        self.save(install, daemon_token, limit=self.limits.for_daemon_tokens(workspace.id, now))
         return ExchangedDaemonToken(
             token_id=daemon_token.id,
             token=token.raw,
@@ -733,6 +756,51 @@ class Ledger(Application[UUID]):
             daemon_id=daemon,
             expires_at=None,
         )
+
+    def _present_again(
+        self, raw: str, install: Credential, daemon_id: str, now: datetime
+    ) -> ExchangedDaemonToken:
+        """A used install token presented again: the first exchange's answer for a retry of it
+        whose daemon token is still unrevoked; otherwise ``InstallTokenAlreadyUsed``, and for a
+        replay its record (and, if the policy says so, its daemon token revoked) first."""
+        assert install.consumed_at is not None and install.daemon_token_id is not None
+        daemon_token = self._load(Credential, install.daemon_token_id, InstallTokenAlreadyUsed)
+        kind = presentation(
+            consumed_at=install.consumed_at,
+            consumed_by=daemon_token.daemon_id,
+            daemon_id=daemon_id,
+            at=now,
+            policy=self.exchange_policy,
+        )
+        if kind is Presentation.RETRY:
+            token = self._rederive(raw, daemon_id, daemon_token.id)
+            if token is None or daemon_token.revoked_at is not None:
+                raise InstallTokenAlreadyUsed
+            assert daemon_token.workspace_id is not None
+            return ExchangedDaemonToken(
+                token_id=daemon_token.id,
+                token=token,
+                workspace_id=daemon_token.workspace_id,
+                daemon_id=daemon_id,
+                expires_at=None,
+            )
+        actor = Actor.system("exchange")
+        recorded = install.record_replay(daemon_id=daemon_id, at=now, actor=actor)
+        revoked = self.exchange_policy.replay_revokes and daemon_token.revoke(
+            reason=RevocationReason.REPLAY_DETECTED, at=now, actor=actor
+        )
+        if recorded or revoked:
+            self.save(install if recorded else None, daemon_token if revoked else None)
+        raise InstallTokenAlreadyUsed
+
+    def _rederive(self, raw: str, daemon_id: str, daemon_token_id: UUID) -> str | None:
+        """The daemon token that ``raw`` and ``daemon_id`` yielded, if one of the exchange keys
+        derives the token ``daemon_token_id`` from them (``None``: a key since retired)."""
+        for key in self._ports.exchange_keys:
+            token = daemon_token_for(key, raw, daemon_id)
+            if Credential.create_id(token.token_hash) == daemon_token_id:
+                return token.raw
+        return None
 
     @query
     def list_daemon_tokens(self, by: Principal, workspace_id: UUID) -> list[DaemonTokenInfo]:

@@ -3,6 +3,7 @@ composition root (``ledger.bootstrap``) plugs them in; in-memory fakes do in uni
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,6 +15,7 @@ from eventsourcing.persistence import StoredEvent
 from ledger.application.audit import AuditPage, CredentialHistory, CredentialState
 from ledger.application.verify import AuthRow, StoreErrors, UsageNotes, Verifier
 from ledger.domain.credential_row import CredentialRow
+from ledger.domain.limits import TokenLimit
 from ledger.domain.model import TokenKind
 
 
@@ -87,9 +89,21 @@ class AuditReads(Protocol):
         ...
 
 
-WriteEvents = Callable[[list[StoredEvent], list[CredentialRow]], "list[int] | None"]
-"""Write one command's stored events and the credential rows they produce, atomically: their
-notification ids, or ``None`` when a stream moved since it was loaded (an optimistic race)."""
+class Refused(enum.Enum):
+    """Why the store refused a command, besides an optimistic race (``None``)."""
+
+    LIMIT_REACHED = "limit_reached"
+    """A ``TokenLimit`` of the command was reached: nothing of it was written."""
+
+
+WriteOutcome = list[int] | Refused | None
+"""A written command's notification ids; ``None`` when a stream moved since it was loaded (an
+optimistic race: run the command again); ``Refused`` when a limit refused it."""
+
+WriteEvents = Callable[[list[StoredEvent], list[CredentialRow], TokenLimit | None], WriteOutcome]
+"""Write one command's stored events and the credential rows they produce, atomically, if the
+command stays within its ``TokenLimit`` (counted in the writing transaction, with every other
+command on the same scope waiting)."""
 
 ReadStreams = Callable[[UUID], list[StoredEvent]]
 """The stored events of a credential and of its workspace, in one read (an exchange needs
@@ -108,6 +122,9 @@ class Ports:
     verifier: Verifier
     audit: AuditReads
     write: WriteEvents
+    exchange_keys: tuple[bytes, ...]
+    """The exchange keys (ADR 0020), newest first: the first derives new daemon tokens; every
+    one is tried when a retry recomputes a daemon token (key rotation)."""
     read_streams: ReadStreams | None = None
     """``None``: the credential and its workspace are loaded one after the other."""
     close: Callable[[], None] = field(default=_nothing)
@@ -120,7 +137,9 @@ __all__ = [
     "CredentialReads",
     "Ports",
     "ReadStreams",
+    "Refused",
     "StoreErrors",
     "UsageNotes",
     "WriteEvents",
+    "WriteOutcome",
 ]

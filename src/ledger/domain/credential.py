@@ -16,6 +16,7 @@ from ledger.domain.errors import (
     NotRenewable,
     TokenNoLongerValid,
 )
+from ledger.domain.exchange import should_record_replay
 from ledger.domain.model import Actor, RevocationReason, TokenKind
 
 CREDENTIAL_NAMESPACE = UUID("6f1c3a52-8b1e-4e57-9d0a-2c4b7e9f5a10")
@@ -70,6 +71,16 @@ class Credential(LedgerAggregate):
 
     class Consumed(LedgerAggregate.Event):
         daemon_token_id: UUID
+
+        def apply(self, aggregate: Any) -> None:
+            _fold(aggregate, self)
+
+    class ReplayDetected(LedgerAggregate.Event):
+        """A used install token was presented again, not as a retry of its exchange."""
+
+        daemon_id: str
+        replays: int
+        """How many replays of the token are recorded, this one included."""
 
         def apply(self, aggregate: Any) -> None:
             _fold(aggregate, self)
@@ -155,6 +166,14 @@ class Credential(LedgerAggregate):
     @property
     def daemon_token_id(self) -> UUID | None:
         return self.state.daemon_token_id
+
+    @property
+    def replays_recorded(self) -> int:
+        return self.state.replays_recorded
+
+    @property
+    def last_replay_at(self) -> datetime | None:
+        return self.state.last_replay_at
 
     # ----------------------------------------------------------------------------- creation
 
@@ -289,6 +308,25 @@ class Credential(LedgerAggregate):
         self.check_exchangeable(at)
         self._emit(self.Consumed, at=at, actor=actor, daemon_token_id=daemon_token_id)
 
+    def record_replay(self, *, daemon_id: str, at: datetime, actor: Actor) -> bool:
+        """Record that this used install token was presented again (``daemon_id``: the one
+        presented), unless replays of it are being recorded too often already
+        (``should_record_replay``); whether it was recorded."""
+        if self.kind is not TokenKind.INSTALL_TOKEN or self.consumed_at is None:
+            raise InvalidInstallToken
+        if not should_record_replay(
+            recorded=self.replays_recorded, last_recorded_at=self.last_replay_at, at=at
+        ):
+            return False
+        self._emit(
+            self.ReplayDetected,
+            at=at,
+            actor=actor,
+            daemon_id=daemon_id,
+            replays=self.replays_recorded + 1,
+        )
+        return True
+
     def renew(self, *, at: datetime, actor: Actor) -> RenewalOutcome:
         """Extend a personal access token to ``at`` + 90 days when 7 days or less remain."""
         if self.kind is not TokenKind.PERSONAL_ACCESS_TOKEN:
@@ -331,6 +369,7 @@ EVENT_TYPES: dict[type[LedgerAggregate.Event], str] = {
     Credential.Consumed: "consumed",
     Credential.Renewed: "renewed",
     Credential.Revoked: "revoked",
+    Credential.ReplayDetected: "replay_detected",
 }
 """Every credential event class and its type (the audit trail's name, a key of ``FOLDS``)."""
 

@@ -85,6 +85,14 @@ class CredentialRow:
     )
     """The daemon token an install token was exchanged for (the views show it; verify does
     not need it, so the auth table does not hold it)."""
+    replays_recorded: int = field(
+        default=0, metadata=column(INTEGER_SQL, mutable=True, in_table=False)
+    )
+    """How many replays of a used install token are recorded (``ledger.domain.exchange``)."""
+    last_replay_at: datetime | None = field(
+        default=None, metadata=column(INSTANT_SQL, mutable=True, in_table=False)
+    )
+    """When the last of them was."""
 
     @classmethod
     def of(cls, credential: HasState) -> CredentialRow:
@@ -161,6 +169,7 @@ FOLDS: dict[str, Fold] = {
     "consumed": Fold({"consumed_at": AT, "daemon_token_id": "daemon_token_id"}, once="consumed_at"),
     "renewed": Fold({"expires_at": "expires_at_after"}),
     "revoked": Fold({"revoked_at": AT, "revoked_reason": "reason"}, once="revoked_at"),
+    "replay_detected": Fold({"replays_recorded": "replays", "last_replay_at": AT}),
 }
 """Every credential event type (by its audit trail name) and what it does to the state."""
 

@@ -34,7 +34,8 @@
     │   ├── UserNotFound                     "user not found"
     │   └── CredentialNotFound               "credential not found"
     ├── Conflict                         409
-    │   └── AlreadyMember                    "already a member"
+    │   ├── AlreadyMember                    "already a member"
+    │   └── TokenLimitReached                "token limit reached"
     ├── RequestTooLarge                  413 "request body too large"
     ├── TooManyRequests                  429 "too many requests"
     ├── ServiceUnavailable               503 "service unavailable"
@@ -271,6 +272,13 @@ class AlreadyMember(Conflict):
     """Raised when adding a user who is already a member of the workspace."""
 
     code = "already a member"
+
+
+class TokenLimitReached(Conflict):
+    """Raised when a mint or an exchange would take a user or a workspace past its token limit
+    (nothing is written)."""
+
+    code = "token limit reached"
 
 
 class RequestTooLarge(LedgerError):

@@ -49,6 +49,7 @@ class RevocationReason(StrEnum):
     USER_REQUEST = "user_request"
     ADMIN = "admin"
     MEMBER_REMOVED = "member_removed"
+    REPLAY_DETECTED = "replay_detected"
     OFFBOARDED = "offboarded"
 
 

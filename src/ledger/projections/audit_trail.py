@@ -78,6 +78,7 @@ EVENT_TYPES = (
     "consumed",
     "renewed",
     "revoked",
+    "replay_detected",
     "member_added",
     "member_role_changed",
     "member_removed",
@@ -199,6 +200,13 @@ def _revoked(
     return _credential_row(position, event, context, "revoked", data)
 
 
+def _replay_detected(
+    position: int, event: Credential.ReplayDetected, context: CredentialContext | None
+) -> AuditRow:
+    data = {"daemon_id": event.daemon_id, "replays": event.replays}
+    return _credential_row(position, event, context, "replay_detected", data)
+
+
 def _membership_row(
     position: int, event: Any, type_: str, user_id: UUID, data: dict[str, Any]
 ) -> AuditRow:
@@ -264,6 +272,7 @@ _BUILDERS: dict[type[Any], Build | None] = {
     Credential.Consumed: _consumed,
     Credential.Renewed: _renewed,
     Credential.Revoked: _revoked,
+    Credential.ReplayDetected: _replay_detected,
     Workspace.Created: _created,
     Workspace.MemberAdded: _added,
     Workspace.MemberRoleChanged: _role_changed,
@@ -303,7 +312,12 @@ def _add_context(contexts: dict[UUID, CredentialContext], event: Credential.Mint
         contexts[event.originator_id] = context
 
 
-LATER_CREDENTIAL_EVENTS = (Credential.Consumed, Credential.Renewed, Credential.Revoked)
+LATER_CREDENTIAL_EVENTS = (
+    Credential.Consumed,
+    Credential.Renewed,
+    Credential.Revoked,
+    Credential.ReplayDetected,
+)
 
 
 class AuditTrailView(LedgerView):

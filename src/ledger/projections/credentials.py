@@ -135,6 +135,8 @@ def _change(event: Any, notes: list[str]) -> dict[str, Any]:
             "version": version,
             "expires_at": check_instant(event.expires_at_after, "expires_at_after"),
         }
+    if isinstance(event, Credential.ReplayDetected):
+        return {"version": version}
     at = check_instant(event.timestamp, "timestamp")
     if isinstance(event, Credential.Revoked):
         reason = clean_text(event.reason, "reason", notes)
@@ -160,7 +162,12 @@ def _sources(events: Sequence[Positioned], new: dict[UUID, CredentialViewRow]) -
     return [minted[cid] for cid in new]
 
 
-LATER_EVENTS = (Credential.Consumed, Credential.Renewed, Credential.Revoked)
+LATER_EVENTS = (
+    Credential.Consumed,
+    Credential.Renewed,
+    Credential.Revoked,
+    Credential.ReplayDetected,
+)
 
 
 class CredentialsView(LedgerView):

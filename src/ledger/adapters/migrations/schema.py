@@ -77,6 +77,18 @@ credentials = Table(
     Index("ledger_credentials_user_idx", "user_id", "created_at"),
     Index("ledger_credentials_workspace_idx", "workspace_id", "kind", "created_at"),
     Index("ledger_credentials_issuer_idx", "workspace_id", "created_by"),
+    # What the token limits count (migration 0007, ADR 0021).
+    Index(
+        "ledger_credentials_live_pats_idx",
+        "user_id",
+        "expires_at",
+        postgresql_where=text("kind = 'personal_access_token' AND revoked_at IS NULL"),
+    ),
+    Index(
+        "ledger_credentials_live_daemons_idx",
+        "workspace_id",
+        postgresql_where=text("kind = 'daemon_token' AND revoked_at IS NULL"),
+    ),
     Index(
         "ledger_credentials_live_issuer_idx",
         "created_by",

@@ -43,12 +43,19 @@ def mint_install_token(
     "/install-tokens/exchange",
     summary="Exchange an install token for a daemon token (public: the install token is the "
     "credential)",
+    description="The same install token and `daemon_id` again within "
+    "`LEDGER_EXCHANGE_RETRY_WINDOW_S` of the exchange answer the same daemon token (a retry of "
+    "a lost answer); any other presentation of a used install token is a replay, recorded as "
+    "`replay_detected`.",
     openapi_extra=request_body(ExchangeRequest),
     responses=errors(
         s400="`invalid_install_token` (unparseable body, missing or malformed token), "
         "`daemon_id is required`",
-        s401="`invalid_install_token` (unknown, expired, revoked), `install_token_already_used`",
+        s401="`invalid_install_token` (unknown, expired, revoked), `install_token_already_used` "
+        "(also a retry whose daemon token was revoked since)",
         s403="`install token issuer is not a workspace admin`",
+        s409="`token limit reached` (the workspace holds its most daemon tokens; the install "
+        "token stays unconsumed)",
         **BODY,
         s429="`too many requests`: this client address made too many failed exchanges in the "
         "current minute; `Retry-After` says how many seconds remain",

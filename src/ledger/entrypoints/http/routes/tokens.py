@@ -61,6 +61,7 @@ _instant: TypeAdapter[UtcDateTime] = TypeAdapter(UtcDateTime)
     openapi_extra=request_body(CreateTokenRequest),
     responses=errors(
         s400="`invalid request body`, `name is required`, `invalid expires_in_days`",
+        s409="`token limit reached` (the caller holds its most usable tokens; nothing written)",
         **BODY,
         **AUTH,
     ),
