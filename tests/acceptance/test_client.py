@@ -1,10 +1,12 @@
-"""``ledger.client`` against a live ``ledger serve``: the exchange, whoami, typed errors with the
-service's detail, and the PAT keeper renewing a token that has 7 days or less left."""
+"""``ledger.client`` against a live ``ledger serve``: the exchange (also when its answer is lost),
+whoami, typed errors with the service's detail, and the PAT keeper renewing a token that has 7
+days or less left."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 
 from ledger.client import NO_RETRY, AuthenticationError, LedgerClient, PatKeeper
@@ -66,3 +68,42 @@ def test_the_keeper_renews_a_token_with_7_days_or_less_left_in_place(
     with LedgerClient(service.base_url, token=fresh.token) as client:
         learned = PatKeeper(client).check()
     assert learned is not None and not learned.renewed
+
+
+class LosesTheFirstAnswer(httpx.BaseTransport):
+    """A real connection whose first answer is lost on the way back (the service committed)."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.sent = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        self.sent += 1
+        if self.sent == 1:
+            response.read()
+            response.close()
+            raise httpx.ReadTimeout("the answer was lost", request=request)
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_an_exchange_whose_answer_was_lost_is_retried_into_the_same_token(
+    api: Api, world: World, service: ServeProcess, token_log: TokenLog
+) -> None:
+    minted = api.post(
+        f"/api/workspaces/{world.workspace_id}/install-tokens", token=world.owner.token
+    )
+    transport = LosesTheFirstAnswer()
+    with LedgerClient(service.base_url, transport=transport, sleep=lambda _: None) as client:
+        creds = client.exchange(minted.json()["token"], "lossy-link")
+    token_log.add(creds.token)
+    assert transport.sent == 2  # the first exchange committed; the retry got its answer again
+    with LedgerClient(service.base_url, token=creds.token) as daemon:
+        assert daemon.whoami().daemon_id == "lossy-link"
+    daemons = api.get(
+        f"/api/workspaces/{world.workspace_id}/daemon-tokens", token=world.owner.token
+    )
+    assert [d["daemon_id"] for d in daemons.json()].count("lossy-link") == 1
