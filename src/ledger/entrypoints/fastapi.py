@@ -157,6 +157,9 @@ DEFAULT_DETAILS: dict[type[LedgerError], str] = {
     errors.UserNotFound: "no user has this id",
     errors.CredentialNotFound: "no credential with this id that you may read",
     errors.AlreadyMember: "the user is already a member of the workspace",
+    errors.TokenLimitReached: (
+        "the user or the workspace already holds as many tokens as its limit allows"
+    ),
     errors.RequestTooLarge: "the request body is larger than 64 KiB",
 }
 """What a client error says when the code that raised it said nothing more (one sentence, no
