@@ -223,6 +223,30 @@ def test_unknown_tokens_reach_the_primary_only_within_their_budget(
         ledger.close()
 
 
+def test_an_export_streams_from_a_replica_that_holds_its_scope(ledger: PostgresLedger) -> None:
+    """Right after a write the export holds it (a replica that has not replayed it yet is not
+    read); once the replica has replayed it, the same export is read there."""
+    alice = ledger.create_user("alice")
+    me = ledger.verify(alice.token)
+    workspace = ledger.create_workspace(me, "acme")
+    ledger.mint_install_token(me, workspace.id)
+
+    def exported() -> list[str]:
+        total, events = ledger.audit.export(workspace=workspace.id, fetch=1)
+        types = [e.event.type for e in events]
+        assert total == len(types)
+        return types
+
+    assert exported() == ["member_added", "minted"]
+    reads = ledger.replica_report()[0].reads
+
+    def read_on_replica() -> bool:
+        assert exported() == ["member_added", "minted"]
+        return ledger.replica_report()[0].reads > reads
+
+    wait_until(read_on_replica, timeout=30, interval=0.1, what="an export read on the replica")
+
+
 def test_a_replica_that_is_down_is_skipped_and_reads_fall_back(
     ledger: PostgresLedger, replica: StreamingReplica
 ) -> None:

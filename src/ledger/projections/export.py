@@ -7,22 +7,24 @@ value that signed checkpoints commit to (docs/adr/0019), so an exported event ca
 against a checkpoint's tree.
 
 A server-side cursor hands the rows over ``fetch`` at a time: memory stays flat in the number
-of events. The export reads one snapshot in a read-only transaction; such a transaction has no
-transaction id, so it does not hold back the log's horizon, and the pool's idle and total
-transaction timeouts (which guard that horizon) are lifted for it alone: an export may take
-long, or wait on a slow reader of its output.
+of events. The export reads one snapshot, on a read replica that has replayed every event of
+its scope when one is configured (docs/adr/0023), else on the primary; a transaction that
+only reads has no transaction id, so it does not hold back the log's horizon, and the pool's
+idle and total transaction timeouts (which guard that horizon) are lifted for it alone: an
+export may take long, or wait on a slow reader of its output.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.postgres import PostgresDatastore
-from psycopg import sql
+from psycopg import Cursor, sql
+from psycopg.rows import DictRow, dict_row
 
 from ledger.adapters.log_order import leaf_hash_sql
 from ledger.adapters.postgres import EVENTS_TABLE
@@ -34,6 +36,9 @@ FETCH = 1000
 """Rows per round trip of the server-side cursor."""
 
 CURSOR_NAME = "ledger_audit_export"
+
+Snapshot = Callable[[], AbstractContextManager[Cursor[DictRow]]]
+"""Opens the read transaction of an export (``AuditQueries.snapshot`` for its scope)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,32 +78,34 @@ def _statement(workspace: UUID | None, since: datetime | None) -> tuple[sql.Comp
     return statement, params
 
 
-def count(datastore: PostgresDatastore, *, workspace: UUID | None, since: datetime | None) -> int:
+def count(snapshot: Snapshot, *, workspace: UUID | None, since: datetime | None) -> int:
     """How many events ``stream`` would give now (for a progress bar's total)."""
     statement, params = _statement(workspace, since)
     counted = sql.SQL("SELECT count(*) AS n FROM ({}) AS export").format(statement)
-    with datastore.transaction(commit=False) as curs:
+    with snapshot() as curs:
         curs.execute(counted, params)
         row = curs.fetchone()
     return int(row["n"]) if row else 0
 
 
 def stream(
-    datastore: PostgresDatastore,
+    snapshot: Snapshot,
     *,
     workspace: UUID | None,
     since: datetime | None,
     fetch: int = FETCH,
 ) -> Iterator[ExportedEvent]:
     """Every audit event of ``workspace`` (or all) at or after ``since`` (or all), in log
-    order, read through a server-side cursor ``fetch`` rows at a time."""
+    order, read through a server-side cursor ``fetch`` rows at a time, in the transaction
+    ``snapshot`` opens (a replica's that holds every event of the scope, else the primary's;
+    it is rolled back at the end)."""
     statement, params = _statement(workspace, since)
-    with datastore.get_connection() as conn, conn.transaction(force_rollback=True):
-        conn.execute("SET TRANSACTION READ ONLY")
+    with snapshot() as opened:
+        conn = opened.connection
         conn.execute("SELECT set_config('idle_in_transaction_session_timeout', '0', true)")
         if int(conn.info.server_version) >= 170000:
             conn.execute("SELECT set_config('transaction_timeout', '0', true)")
-        with conn.cursor(name=CURSOR_NAME) as curs:
+        with conn.cursor(name=CURSOR_NAME, row_factory=dict_row) as curs:
             curs.itersize = fetch
             curs.execute(statement, params)
             for row in curs:

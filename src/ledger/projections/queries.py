@@ -332,9 +332,14 @@ class AuditQueries:
         were when the export began (a progress bar's total: more may follow)."""
         if since is not None:
             check_instant(since, "since")
-        self._projections.wait_current()
-        total = export.count(self._datastore, workspace=workspace, since=since)
-        return total, export.stream(self._datastore, workspace=workspace, since=since, fetch=fetch)
+        scope: Scope = [("workspace_id", workspace)] if workspace is not None else []
+
+        def snapshot() -> contextlib.AbstractContextManager[Curs]:
+            return self.snapshot(scope)
+
+        total = export.count(snapshot, workspace=workspace, since=since)
+        events = export.stream(snapshot, workspace=workspace, since=since, fetch=fetch)
+        return total, events
 
     def valid_at(
         self, at: datetime, *, workspace: UUID | None = None, user: UUID | None = None
