@@ -1,8 +1,9 @@
 """Vendor the assets of ``/docs`` (Swagger UI) and ``/redoc`` (ReDoc) into the package.
 
 The service serves them itself, so the API's interactive docs work with no internet access.
-Each npm package is pinned by version and by the SHA-256 of its tarball; ``npm pack`` fetches
-it (the npm cache answers a second run), the tarball is checked, and only the files the pages
+Each npm package is pinned by version and by the SHA-256 of its tarball; the tarball is
+downloaded from the npm registry over HTTPS (``https://registry.npmjs.org``, or the registry
+named by ``NPM_CONFIG_REGISTRY``; no ``npm`` is needed), checked, and only the files the pages
 load, plus the packages' licence files, are extracted into
 ``src/ledger/entrypoints/http/docs_assets/`` (not committed; ``make setup`` runs this).
 ``MANIFEST.json`` there records what was vendored; a run whose pins match it does nothing.
@@ -14,11 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
-import subprocess
 import sys
 import tarfile
 import tempfile
+import time
+import urllib.request
 from pathlib import Path
 from typing import NamedTuple
 
@@ -79,16 +82,25 @@ def _current() -> bool:
     return True
 
 
-def _pack(name: str, version: str, into: Path) -> Path:
-    try:
-        subprocess.run(
-            ["npm", "pack", f"{name}@{version}", "--pack-destination", str(into), "--silent"],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-    except subprocess.CalledProcessError as error:
-        sys.exit(f"npm pack {name}@{version} failed (exit {error.returncode}): see above")
-    return into / f"{name}-{version}.tgz"
+REGISTRY = "https://registry.npmjs.org"
+ATTEMPTS = 3
+
+
+def _fetch(name: str, version: str, into: Path) -> Path:
+    """Download ``name@version``'s tarball from the npm registry (a few attempts)."""
+    registry = os.environ.get("NPM_CONFIG_REGISTRY") or REGISTRY
+    url = f"{registry.rstrip('/')}/{name}/-/{name}-{version}.tgz"
+    tarball = into / f"{name}-{version}.tgz"
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            with urllib.request.urlopen(url, timeout=60) as answer:  # noqa: S310 - https, pinned
+                tarball.write_bytes(answer.read())
+            return tarball
+        except OSError as error:
+            if attempt == ATTEMPTS:
+                sys.exit(f"could not download {url}: {error}")
+            time.sleep(attempt)
+    raise AssertionError("unreachable")
 
 
 def vendor() -> None:
@@ -98,7 +110,7 @@ def vendor() -> None:
         staging = Path(tmp) / "assets"
         staging.mkdir()
         for name, pin in PINS.items():
-            tarball = _pack(name, pin.version, Path(tmp))
+            tarball = _fetch(name, pin.version, Path(tmp))
             digest = hashlib.sha256(tarball.read_bytes()).hexdigest()
             if digest != pin.sha256:
                 sys.exit(f"{tarball.name}: sha256 {digest}, expected {pin.sha256}")
@@ -120,8 +132,6 @@ def vendor() -> None:
 def main() -> None:
     if "--force" not in sys.argv[1:] and _current():
         return
-    if shutil.which("npm") is None:
-        sys.exit("npm is needed to vendor the docs assets (Debian: apt-get install npm)")
     vendor()
     names = ", ".join(f"{name}@{pin.version}" for name, pin in PINS.items())
     print(f"vendored {names} into {TARGET}")
