@@ -38,6 +38,7 @@ Without it (an app built in-process, e.g. by tests) the process's default regist
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Iterable, Iterator
@@ -63,6 +64,8 @@ from ledger.domain import TokenKind
 from ledger.domain.errors import LedgerError
 from ledger.projections import NAMES
 from ledger.projections.problems import PROBLEMS
+
+_log = logging.getLogger("ledger.http.metrics")
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -261,22 +264,34 @@ class ProjectionLagSync:
     def __init__(self, ledger: PostgresLedger, interval_s: float = 5.0) -> None:
         self._projections = ledger.projections
         self._periodic = Periodic("ledger-lag-sync", interval_s, self.sync, at_start=True)
+        self._failing: str | None = None
 
     def sync(self) -> None:
         try:
             lags = self._projections.lag()
             errors = self._projections.problem_counts()
-        except (LedgerError, PersistenceError, psycopg.Error):
-            return  # the store is away: /readyz says so; the gauges keep their last values
+        except (LedgerError, PersistenceError, psycopg.Error) as error:
+            self._failed(error)
+            return
         for name, lag in lags.items():
             set_projection_lag(name, lag)
         set_projection_errors(errors)
         try:
             horizon = self._projections.horizon()
-        except (LedgerError, PersistenceError, psycopg.Error):
+        except (LedgerError, PersistenceError, psycopg.Error) as error:
+            self._failed(error)
             return
+        self._failing = None
         HORIZON_LAG.set(horizon.behind_events)
         HORIZON_HOLDER_AGE.set(horizon.holder_age_seconds or 0.0)
+
+    def _failed(self, error: Exception) -> None:
+        """The gauges keep their last values. A store that is away shows on /readyz; a refusal
+        (e.g. a runtime role without a grant) would not: say why, once per cause."""
+        reason = f"{type(error).__name__}: {str(error).strip()}"
+        if reason != self._failing:
+            _log.warning("projection lag metrics not updated: %s", reason)
+            self._failing = reason
 
     def start(self) -> None:
         self._periodic.start()
