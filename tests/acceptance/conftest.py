@@ -21,7 +21,7 @@ from ledger.adapters.postgres import embedded_server
 from ledger.bootstrap import build_ledger
 from ledger.config import Settings
 from ledger.domain.clock import ManualClock
-from tests.acceptance.service import Api, ServeProcess, TokenLog
+from tests.acceptance.service import Api, ServeProcess, TokenLog, served
 from tests.support.databases import fresh_database
 from tests.support.world import Operator, World, build_world
 
@@ -56,15 +56,8 @@ def service(
         workers=2,
         env={"LEDGER_EXCHANGE_FAILURES_PER_MINUTE": "0"},
     )
-    try:
-        process.wait_ready()
+    with served(process, token_log):
         yield process
-    finally:
-        status = process.stop()
-    log = process.log_text()
-    assert status == 0, log[-4000:]
-    assert "Traceback" not in log
-    assert token_log.found_in(log) == []
 
 
 @pytest.fixture

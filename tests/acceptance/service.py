@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -9,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -204,3 +205,19 @@ def error_of(response: httpx.Response) -> tuple[int, str | None]:
         return response.status_code, None
     error = body.get("error") if isinstance(body, dict) else None
     return response.status_code, error if isinstance(error, str) else None
+
+
+@contextlib.contextmanager
+def served(process: ServeProcess, token_log: TokenLog | None = None) -> Iterator[ServeProcess]:
+    """``process`` once ready; when the block ends it is stopped and must have ended cleanly:
+    exit 0, no traceback in its log, and (given ``token_log``) no raw token in it."""
+    try:
+        process.wait_ready()
+        yield process
+    finally:
+        status = process.stop()
+    log = process.log_text()
+    assert status == 0, log[-4000:]
+    assert "Traceback" not in log, log[-4000:]
+    if token_log is not None:
+        assert token_log.found_in(log) == []

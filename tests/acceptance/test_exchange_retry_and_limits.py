@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.acceptance.service import Api, ServeProcess, TokenLog, error_of
+from tests.acceptance.service import Api, ServeProcess, TokenLog, error_of, served
 from tests.support.world import Operator, World
 
 CLIENTS = 16
@@ -89,15 +89,8 @@ def limited(service_database: str, logs_dir: Path, token_log: TokenLog) -> Itera
             "LEDGER_REPLAY_REVOKES": "true",
         },
     )
-    try:
-        process.wait_ready()
+    with served(process, token_log):
         yield process
-    finally:
-        status = process.stop()
-    log = process.log_text()
-    assert status == 0, log[-4000:]
-    assert "Traceback" not in log
-    assert token_log.found_in(log) == []
 
 
 @pytest.fixture
