@@ -24,19 +24,19 @@ import multiprocessing
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 import psycopg
 from eventsourcing.persistence import JSONTranscoder, Mapper, Transcoding
-from eventsourcing.utils import resolve_topic
+from eventsourcing.utils import get_topic, resolve_topic
 from psycopg import sql
-from psycopg.rows import tuple_row
 
 from ledger.adapters import log_order, witness
 from ledger.adapters.credentials_table import WRITE_COLUMNS, row_values
@@ -51,14 +51,25 @@ from ledger.adapters.signing import (
 from ledger.domain import Credential
 from ledger.domain.chain import stored_event_hash
 from ledger.domain.checkpoint import Checkpoint
-from ledger.domain.credential_row import CredentialRow
+from ledger.domain.credential import EVENT_TYPES
+from ledger.domain.credential_row import FOLDS, Change, CredentialRow, fold
 from ledger.domain.tamper import Problem, ProblemCode, StoredLink, check_chain
 
 log = logging.getLogger(__name__)
 
 FETCH = 5_000
+_Range = tuple[UUID | None, UUID | None]
+"""Stream ids from the first (included) to the second (excluded); ``None``: no bound."""
+_EventRow = tuple[int, UUID, int, str, bytes]
+"""An event as the stream pass reads it: position, stream id, version, topic, stored state."""
+_stream_of = itemgetter(1)
 Progress = Callable[[int, int], None]
 """Called with (work done, total work), in events read."""
+
+
+class Advance(Protocol):
+    def __call__(self, n: int, *, more: int = 0) -> None:
+        """``n`` more done; ``more`` added to the total."""
 
 
 @dataclass
@@ -155,50 +166,106 @@ def verify_store(
         report.events = witness.log_size(conn)
         report.witnessed = witness.witnessed(conn)
         reading = reading_mapper(mapper)
-        helper: Future[tuple[list[Problem], int, int, int]] | None = None
+        helper: Future[tuple[list[Problem], int, int]] | None = None
         transcodings = _transcodings(mapper)
+        context = multiprocessing.get_context("spawn")
+        shared = _Shared(chunk_count(report.events), context.Value("i", 0), context.Value("q", 0))
         if (
             processes > 1
             and transcodings is not None
             and report.events >= PARALLEL_MIN_EVENTS
             and (os.cpu_count() or 1) > 1
         ):
-            pool = stack.enter_context(
-                ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            # Shared values reach a process only as it starts: through the initializer.
+            pool = ProcessPoolExecutor(
+                1, mp_context=context, initializer=_adopt, initargs=(shared,)
             )
-            helper = pool.submit(_streams_from, url, snapshot, transcodings, SPLIT)
-        total = 2 * report.events
-        done = 0
+            # Its result is all that is waited for, not its exit.
+            stack.callback(pool.shutdown, wait=False, cancel_futures=True)
+            helper = pool.submit(_helper_streams, url, snapshot, transcodings)
+        # The work is the stream pass (every event), and the tree hashes when they are read.
+        work = [0, report.events]
 
-        def advance(n: int) -> None:
-            nonlocal done
-            done += n
+        def advance(n: int, *, more: int = 0) -> None:
+            work[0] += n
+            work[1] += more
             if progress is not None:
-                progress(done, total)
+                progress(work[0] + shared.events.value, work[1])
 
+        witnessed_as_stored = True
         for problem in witness_problems(conn):
+            witnessed_as_stored = False
             add(problem)
-        for problem in _checkpoint_problems(conn, checkpoints, trusted, report, advance):
+        for problem in _checkpoint_problems(
+            conn, checkpoints, trusted, report, advance, witnessed_as_stored=witnessed_as_stored
+        ):
             add(problem)
-        streams = Streams(conn, reading, ids=(None, SPLIT if helper else None))
+        streams = Streams(
+            conn, reading, ranges=shared.claim() if helper else all_ranges(shared.chunks)
+        )
         for problem in streams.check(advance):
             add(problem)
         report.streams, report.credentials = streams.streams, streams.credentials
         if helper is not None:
-            problems, more_streams, more_credentials, events = helper.result()
+            problems, more_streams, more_credentials = helper.result()
             for problem in problems:
                 add(problem)
             report.streams += more_streams
             report.credentials += more_credentials
-            advance(events)
+        if progress is not None:
+            progress(work[1], work[1])
         conn.rollback()
     report.problems = sorted(found.values(), key=_report_order)
     return report
 
 
 PARALLEL_MIN_EVENTS = 20_000
-SPLIT = UUID("80000000-0000-0000-0000-000000000000")
-"""Where the second process's share of the streams begins (ids are uniformly distributed)."""
+CHUNK_EVENTS = 4_096
+"""About how many events one range of stream ids holds: the stream pass reads a range at a
+time (its memory is a few ranges, whatever the log's length) and the processes of a parallel
+verify take turns to claim ranges (ids are uniformly distributed: uuid4, or uuid5 of a token's
+hash), so both finish at about the same time."""
+
+
+def chunk_count(events: int) -> int:
+    """How many ranges of stream ids a log of ``events`` events is read in."""
+    return max(32, -(-events // CHUNK_EVENTS))
+
+
+def chunk(index: int, count: int) -> _Range:
+    """The ``index``-th of ``count`` equal ranges of stream ids (open at both ends)."""
+    width = (1 << 128) // count
+    lo = None if index == 0 else UUID(int=index * width)
+    hi = None if index == count - 1 else UUID(int=(index + 1) * width)
+    return lo, hi
+
+
+def all_ranges(count: int) -> list[_Range]:
+    return [chunk(i, count) for i in range(count)]
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """What the processes of one verify share: how many ranges of stream ids there are, the
+    next one nobody claimed, and the events the helper has checked (for the progress bar)."""
+
+    chunks: int
+    next_chunk: Any  # multiprocessing.sharedctypes.Synchronized[int]
+    events: Any
+
+    def claim(self) -> Iterator[_Range]:
+        """Ranges of stream ids nobody has claimed yet, until none is left."""
+        while True:
+            with self.next_chunk.get_lock():
+                index = self.next_chunk.value
+                self.next_chunk.value = index + 1
+            if index >= self.chunks:
+                return
+            yield chunk(index, self.chunks)
+
+    def add_events(self, n: int) -> None:
+        with self.events.get_lock():
+            self.events.value += n
 
 
 def _one(conn: psycopg.Connection[Any], query: str) -> object:
@@ -216,29 +283,32 @@ def _transcodings(mapper: Mapper[Any]) -> list[Transcoding] | None:
     return list(transcoder.names.values())
 
 
-def _streams_from(
-    url: str, snapshot: str, transcodings: list[Transcoding], lo: UUID
-) -> tuple[list[Problem], int, int, int]:
-    """The stream pass over the streams with ids from ``lo`` on, in the exported snapshot
-    (run in a helper process): problems, streams, credentials and events checked."""
+_ADOPTED: list[_Shared] = []
+"""In a helper process: what it shares with the verify that started it."""
+
+
+def _adopt(shared: _Shared) -> None:
+    _ADOPTED.append(shared)
+
+
+def _helper_streams(
+    url: str, snapshot: str, transcodings: list[Transcoding]
+) -> tuple[list[Problem], int, int]:
+    """The stream pass over the ranges of stream ids this helper process claims, in the
+    exported snapshot: problems, streams and credentials checked."""
+    shared = _ADOPTED[-1]
     transcoder = JSONTranscoder()
     for transcoding in transcodings:
         transcoder.register(transcoding)
     mapper = reading_mapper(Mapper(transcoder=transcoder))
-    events = 0
-
-    def count(n: int) -> None:
-        nonlocal events
-        events += n
-
     with psycopg.connect(url, connect_timeout=5) as conn:
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         conn.read_only = True
         conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
-        streams = Streams(conn, mapper, ids=(lo, None))
-        problems = list(streams.check(count))
+        streams = Streams(conn, mapper, ranges=shared.claim())
+        problems = list(streams.check(shared.add_events))
         conn.rollback()
-    return problems, streams.streams, streams.credentials, events
+    return problems, streams.streams, streams.credentials
 
 
 def _report_order(problem: Problem) -> tuple[int, str, str, int]:
@@ -297,8 +367,17 @@ def _checkpoint_problems(
     checkpoints: Sequence[NamedCheckpoint],
     trusted: bytes | None,
     report: VerifyReport,
-    advance: Callable[[int], None],
+    advance: Advance,
+    *,
+    witnessed_as_stored: bool,
 ) -> Iterator[Problem]:
+    """Each checkpoint's signature, and the log against it: its length, and its tree hash
+    after the checkpoint's ``log_size`` events.
+
+    ``witnessed_as_stored`` says the witness checks found nothing: the log's first events are
+    then exactly the witnessed leaves, in their order. When, besides, the witnessed leaves hash
+    to every checkpoint's root, so does the log, and its own tree hashes are not computed (a
+    pass over every event's stored bytes)."""
     valid: list[NamedCheckpoint] = []
     for named in checkpoints:
         if signature_holds(named.checkpoint, trusted):
@@ -312,14 +391,26 @@ def _checkpoint_problems(
             else "the signature does not match the checkpoint's contents",
             checkpoint=named.name,
         )
+    if not valid:
+        return
     sizes = [n.checkpoint.log_size for n in valid]
-    size, _, roots = witness.log_roots(conn, sizes, advance)
-    witnessed_roots = witness.witness_roots(conn, sizes) if valid else {}
+    size = report.events
+    witnessed_roots = witness.witness_roots(conn, sizes, upto=max(sizes))
+    authentic = {
+        n.checkpoint.log_size: witnessed_roots.get(n.checkpoint.log_size) == n.checkpoint.root_hash
+        for n in valid
+    }
+    roots: dict[int, bytes] = {}
+    if not (witnessed_as_stored and all(authentic.values()) and max(sizes) <= size):
+        # The tree hashes are needed only as far as the longest checkpoint reaches.
+        upto = min(max(sizes), size)
+        advance(0, more=upto)
+        roots = witness.log_roots(conn, sizes, advance, upto=upto)[2]
     for named in valid:
         expected = named.checkpoint
-        authentic = witnessed_roots.get(expected.log_size) == expected.root_hash
+        authentic_leaves = authentic[expected.log_size]
         if size < expected.log_size and not (
-            authentic and witness.holds_leaf(conn, expected.log_size - 1)
+            authentic_leaves and witness.holds_leaf(conn, expected.log_size - 1)
         ):
             yield Problem(
                 ProblemCode.LOG_TRUNCATED,
@@ -332,7 +423,7 @@ def _checkpoint_problems(
         elif (
             expected.log_size in roots
             and roots[expected.log_size] != expected.root_hash
-            and not authentic
+            and not authentic_leaves
         ):
             # The leaves that would name the events were rewritten too: say what is known.
             yield Problem(
@@ -352,103 +443,99 @@ class Streams:
         mapper: Mapper[Any],
         *,
         keep_folded: bool = False,
-        ids: tuple[UUID | None, UUID | None] = (None, None),
+        ranges: Iterable[_Range] | None = None,
     ) -> None:
         self._conn = conn
-        self._ids = ids
+        self._ranges = ranges
         self._mapper = mapper
         self.streams = 0
         self.credentials = 0
         self._keep_folded = keep_folded
-        self.folded: dict[UUID, Credential] = {}
+        self.folded: dict[UUID, CredentialRow] = {}
         """The folded state of each credential whose row differs (when ``keep_folded``)."""
 
-    def _events(self) -> Iterator[tuple[int, UUID, int, str, bytes]]:
-        """Every final event in stream order, fetched a page ahead by a thread (the server
-        reads the next page while this one is checked)."""
-        query = sql.SQL(
-            "SELECT {pos}, originator_id, originator_version, topic, state FROM {e} "
-            "WHERE {final} AND {ids} ORDER BY originator_id, originator_version"
-        ).format(
-            pos=sql.Identifier(log_order.POSITION),
-            e=sql.Identifier(EVENTS_TABLE),
-            final=log_order.final(),
-            ids=self._in_range("originator_id"),
-        )
-        with self._conn.cursor(name="ledger_streams", binary=True, row_factory=tuple_row) as cur:
-            cur.execute(query)
-            pages: queue.Queue[list[Any] | BaseException] = queue.Queue(maxsize=2)
-            stop = threading.Event()
+    def _chunks(self) -> Iterator[tuple[list[_EventRow], list[tuple[Any, ...]]]]:
+        """Each range's final events in stream order and its auth rows in id order, the next
+        range read by a thread while this one is checked (the server works meanwhile)."""
 
-            def fetch() -> None:
-                try:
-                    while not stop.is_set():
-                        page = cur.fetchmany(FETCH)
-                        pages.put(page)
-                        if not page:
-                            return
-                except BaseException as error:  # noqa: BLE001 - handed to the reading thread
-                    pages.put(error)
+        def events_query(ids: _Range) -> sql.Composed:
+            return sql.SQL(
+                "SELECT {pos}, originator_id, originator_version, topic, state FROM {e} "
+                "WHERE {final} AND {ids} ORDER BY originator_id, originator_version"
+            ).format(
+                pos=sql.Identifier(log_order.POSITION),
+                e=sql.Identifier(EVENTS_TABLE),
+                final=log_order.final(),
+                ids=_in_range("originator_id", ids),
+            )
 
-            reader = threading.Thread(target=fetch, name="ledger-verify-fetch", daemon=True)
-            reader.start()
+        def rows_query(ids: _Range) -> sql.Composed:
+            return sql.SQL("SELECT {cols} FROM {t} WHERE {ids} ORDER BY credential_id").format(
+                cols=sql.SQL(", ").join(sql.Identifier(c) for c in WRITE_COLUMNS),
+                t=sql.Identifier(CREDENTIALS_TABLE),
+                ids=_in_range("credential_id", ids),
+            )
+
+        ranges = self._ranges
+        if ranges is None:
+            ranges = all_ranges(chunk_count(witness.log_size(self._conn)))
+        conn = self._conn
+        read: queue.Queue[tuple[list[Any], list[Any]] | BaseException | None]
+        read = queue.Queue(maxsize=1)
+        stop = threading.Event()
+
+        def fetch() -> None:
             try:
-                while True:
-                    page = pages.get()
-                    if isinstance(page, BaseException):
-                        raise page
-                    if not page:
+                for ids in ranges:
+                    if stop.is_set():
                         return
-                    yield from page
-            finally:
-                stop.set()
-                while reader.is_alive():  # let a blocked put finish
-                    with contextlib.suppress(queue.Empty):
-                        pages.get(timeout=0.05)
-                reader.join()
+                    events = conn.execute(events_query(ids), binary=True).fetchall()
+                    rows = conn.execute(rows_query(ids)).fetchall()
+                    read.put((events, rows))
+                read.put(None)
+            except BaseException as error:  # noqa: BLE001 - handed to the checking thread
+                read.put(error)
 
-    def _in_range(self, column: str) -> sql.Composable:
-        lo, hi = self._ids
-        parts: list[sql.Composable] = [sql.SQL("TRUE")]
-        if lo is not None:
-            parts.append(sql.SQL("{} >= {}").format(sql.Identifier(column), sql.Literal(lo)))
-        if hi is not None:
-            parts.append(sql.SQL("{} < {}").format(sql.Identifier(column), sql.Literal(hi)))
-        return sql.SQL(" AND ").join(parts)
-
-    def _rows(self) -> Iterator[tuple[Any, ...]]:
-        query = sql.SQL("SELECT {cols} FROM {t} WHERE {ids} ORDER BY credential_id").format(
-            cols=sql.SQL(", ").join(sql.Identifier(c) for c in WRITE_COLUMNS),
-            t=sql.Identifier(CREDENTIALS_TABLE),
-            ids=self._in_range("credential_id"),
-        )
-        with self._conn.cursor(name="ledger_auth_rows", row_factory=tuple_row) as cur:
-            cur.itersize = FETCH
-            cur.execute(query)
-            yield from cur
+        reader = threading.Thread(target=fetch, name="ledger-verify-fetch", daemon=True)
+        reader.start()
+        try:
+            while True:
+                item = read.get()
+                if isinstance(item, BaseException):
+                    raise item
+                if item is None:
+                    return
+                yield item
+        finally:
+            stop.set()
+            while reader.is_alive():  # let a blocked put finish
+                with contextlib.suppress(queue.Empty):
+                    read.get(timeout=0.05)
+            reader.join()
 
     def check(self, advance: Callable[[int], None]) -> Iterator[Problem]:
-        rows = self._rows()
-        row = next(rows, None)
-        pending = 0
-        for stream_id, events in itertools.groupby(self._events(), key=lambda e: e[1]):
-            batch = list(events)
+        """Every problem of the streams in the ranges of ids given (all of them by default),
+        calling ``advance`` with the number of events checked as it goes."""
+        for events, rows in self._chunks():
+            yield from self._check(events, rows)
+            advance(len(events))
+
+    def _check(self, events: list[_EventRow], rows: list[tuple[Any, ...]]) -> Iterator[Problem]:
+        """One range's streams, merged with its auth rows (both in id order)."""
+        auth = iter(rows)
+        row = next(auth, None)
+        for stream_id, group in itertools.groupby(events, key=_stream_of):
             self.streams += 1
-            pending += len(batch)
-            if pending >= FETCH:
-                advance(pending)
-                pending = 0
             while row is not None and row[0] < stream_id:
                 yield _orphan_row(row[0])
-                row = next(rows, None)
+                row = next(auth, None)
             stored = row if row is not None and row[0] == stream_id else None
             if stored is not None:
-                row = next(rows, None)
-            yield from self._stream(stream_id, batch, stored)
-        advance(pending)
+                row = next(auth, None)
+            yield from self._stream(stream_id, list(group), stored)
         while row is not None:
             yield _orphan_row(row[0])
-            row = next(rows, None)
+            row = next(auth, None)
 
     def _stream(
         self,
@@ -491,7 +578,7 @@ class Streams:
         if undecodable or chain:
             return  # the stream itself is reported; its row is not compared with a guess
         try:
-            folded = _fold(events)
+            folded = _fold(stream_id, batch, events)
         except Exception:  # noqa: BLE001 - a stream the domain refuses to replay is a finding
             yield Problem(
                 ProblemCode.EVENT_ALTERED,
@@ -503,7 +590,7 @@ class Streams:
             )
             return
         for problem in _compare_row(stream_id, folded, row):
-            if self._keep_folded and folded is not None:
+            if self._keep_folded:
                 self.folded[stream_id] = folded
             yield problem
 
@@ -529,27 +616,68 @@ class Streams:
             decoded.get("prev_hash"),
             stored_event_hash(topic, stream_id, version, decoded) if hashed else "",
         )
-        # What ``Mapper.to_domain_event`` does with the state, upcasting included.
-        cls = resolve_topic(topic)
-        decoded["originator_id"] = stream_id
-        decoded["originator_version"] = version
+        # What ``Mapper.to_domain_event`` does with the state (upcasting) short of making an
+        # event object: the fold reads the attributes.
+        cls, class_version, _ = _topic(topic)
         from_version = decoded.pop("class_version", 1)
-        while from_version < getattr(cls, "class_version", 1):
+        while from_version < class_version:
             getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(decoded)
             from_version += 1
-        event = object.__new__(cls)
-        object.__setattr__(event, "__dict__", decoded)
-        return link, event
+        return link, decoded
 
 
 _CREDENTIAL_TOPIC = "ledger.domain.credential:"
 
 
-def _fold(events: list[Any]) -> Credential | None:
-    aggregate: Any = None
-    for event in events:
-        aggregate = event.mutate(aggregate)
-    return aggregate if isinstance(aggregate, Credential) else None
+def _in_range(column: str, ids: _Range) -> sql.Composable:
+    lo, hi = ids
+    parts: list[sql.Composable] = [sql.SQL("TRUE")]
+    if lo is not None:
+        parts.append(sql.SQL("{} >= {}").format(sql.Identifier(column), sql.Literal(lo)))
+    if hi is not None:
+        parts.append(sql.SQL("{} < {}").format(sql.Identifier(column), sql.Literal(hi)))
+    return sql.SQL(" AND ").join(parts)
+
+
+_CREDENTIAL_CLASS_TOPIC = get_topic(Credential)
+_TOPICS: dict[str, tuple[type, int, str | None]] = {}
+
+
+def _topic(topic: str) -> tuple[type, int, str | None]:
+    """The event class a stored topic names, its class version and, for a credential event,
+    its type in the fold (``FOLDS``); only topics that resolve are remembered."""
+    known = _TOPICS.get(topic)
+    if known is None:
+        cls = resolve_topic(topic)
+        known = _TOPICS[topic] = (cls, getattr(cls, "class_version", 1), EVENT_TYPES.get(cls))
+    return known
+
+
+class RefusedStreamError(ValueError):
+    """A credential stream the domain would not replay."""
+
+
+def _fold(
+    stream_id: UUID, batch: list[tuple[int, UUID, int, str, bytes]], events: list[dict[str, Any]]
+) -> CredentialRow:
+    """The credential's state from its decoded, upcast events, by the domain's one fold (what
+    replaying the aggregate computes, without making event objects)."""
+    state: CredentialRow | None = None
+    for (_, _, version, topic, _), values in zip(batch, events, strict=True):
+        type_ = _topic(topic)[2]
+        if type_ is None:
+            msg = f"{topic} is not a credential event"
+            raise RefusedStreamError(msg)
+        if FOLDS[type_].creates:
+            if state is not None or values["originator_topic"] != _CREDENTIAL_CLASS_TOPIC:
+                msg = "a credential is minted once, as its first event"
+                raise RefusedStreamError(msg)
+        elif state is None:
+            msg = "a credential's first event is its minting"
+            raise RefusedStreamError(msg)
+        state = fold(state, Change(type_, stream_id, values["timestamp"], version, values))
+    assert state is not None, "a credential stream has events"
+    return state
 
 
 def _orphan_row(credential_id: UUID) -> Problem:
@@ -561,11 +689,9 @@ def _orphan_row(credential_id: UUID) -> Problem:
 
 
 def _compare_row(
-    credential_id: UUID, folded: Credential | None, row: tuple[Any, ...] | None
+    credential_id: UUID, folded: CredentialRow, row: tuple[Any, ...] | None
 ) -> Iterator[Problem]:
-    if folded is None:
-        return
-    expected = row_values(CredentialRow.of(folded))
+    expected = row_values(folded)
     if row == expected:
         return
     if row is None:

@@ -17,7 +17,6 @@ from ledger.adapters.audit_verify import Streams, connect, witness_problems
 from ledger.adapters.credentials_table import WRITE_COLUMNS, row_values
 from ledger.adapters.postgres import CREDENTIALS_TABLE, EVENTS_TABLE
 from ledger.adapters.reading_mapper import reading_mapper
-from ledger.domain.credential_row import CredentialRow
 from ledger.domain.tamper import Problem, ProblemCode
 
 
@@ -80,7 +79,7 @@ def repair_auth(url: str, mapper: Mapper[Any]) -> RepairReport:
                 conn.execute(delete, (credential_id,))
                 report.removed.append(credential_id)
             else:
-                conn.execute(upsert, row_values(CredentialRow.of(folded)))
+                conn.execute(upsert, row_values(folded))
                 report.rewritten.append(credential_id)
         conn.commit()
     return report

@@ -102,18 +102,30 @@ def log_roots(
     conn: psycopg.Connection[Any],
     sizes: Iterable[int] = (),
     progress: Callable[[int], None] | None = None,
+    *,
+    upto: int | None = None,
 ) -> tuple[int, bytes, dict[int, bytes]]:
     """The log's length and tree hash, and its tree hash after each of ``sizes`` events (those
-    it reaches), from one pass over the log in its order."""
+    it reaches), from one pass over the log in its order; with ``upto``, over its first
+    ``upto`` events only (the length and hash are then theirs)."""
     query = log_order.in_log_order(log_order.leaf_hash_sql())
-    size, roots = _roots(conn, query, sizes, progress)
+    size, roots = _roots(conn, _limited(query, upto), sizes, progress)
     return size, roots[size], roots
 
 
-def witness_roots(conn: psycopg.Connection[Any], sizes: Iterable[int]) -> dict[int, bytes]:
-    """The tree hash of the first ``n`` witnessed leaves, for each ``n`` of ``sizes`` reached."""
+def witness_roots(
+    conn: psycopg.Connection[Any], sizes: Iterable[int], *, upto: int | None = None
+) -> dict[int, bytes]:
+    """The tree hash of the first ``n`` witnessed leaves, for each ``n`` of ``sizes`` reached
+    (with ``upto``, reading no more than that many leaves)."""
     query = sql.SQL("SELECT leaf_hash FROM {} ORDER BY leaf_index").format(_W)
-    return _roots(conn, query, sizes, None)[1]
+    return _roots(conn, _limited(query, upto), sizes, None)[1]
+
+
+def _limited(query: sql.Composed, upto: int | None) -> sql.Composed:
+    if upto is None:
+        return query
+    return sql.SQL("{} LIMIT {}").format(query, sql.Literal(max(upto, 0)))
 
 
 def holds_leaf(conn: psycopg.Connection[Any], leaf_index: int) -> bool:
