@@ -7,8 +7,9 @@ signature is ``rebuild_all(database_url: str) -> int``, the number of events pro
 times one call. If the import fails the cell reports ``skipped``. With ``--replay`` it instead
 reads every stored event through the ledger's recorder and decodes it with the ledger's mapper,
 10,000 at a time: the ceiling for any projection written in Python on this store. With
-``--audit-verify`` it times ``ledger audit verify``'s pass over the store (chains, the log's
-Merkle root, the auth table against the events).
+``--audit-verify`` it takes a checkpoint (untimed), then times ``ledger audit verify`` against
+it (the witnessed leaves against the log, the checkpoint, every chain, the auth table against
+the events).
 
 Prints one JSON object on stdout: ``{"events": N, "seconds": S}`` or ``{"skipped": reason}``.
 """
@@ -19,8 +20,11 @@ import argparse
 import importlib
 import json
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from ledger.bootstrap import build_ledger
@@ -61,18 +65,28 @@ def replay(database_url: str) -> dict[str, Any]:
 
 
 def audit_verify(database_url: str) -> dict[str, Any]:
-    from ledger.adapters.audit_verify import verify_store  # noqa: PLC0415
+    """``ledger audit verify --checkpoint FILE`` as an auditor runs it: a checkpoint is taken
+    first (untimed: it witnesses every event), then verify is timed against it, from a process
+    with one thread and no ledger open (as the CLI runs it: its helper process is forked)."""
+    from ledger.adapters.audit_verify import (  # noqa: PLC0415
+        NamedCheckpoint,
+        take_checkpoint,
+        trusted_key,
+        verify_store,
+    )
+    from ledger.bootstrap import stored_event_mapper  # noqa: PLC0415
 
-    ledger = build_ledger(database_url, settings=Settings(pool_size=1))
-    try:
+    with tempfile.TemporaryDirectory() as scratch:
+        key = Path(scratch) / "signing.key"
+        checkpoint = take_checkpoint(database_url, key, at=datetime.now(UTC))
+        named = [NamedCheckpoint("bench", checkpoint)]
+        mapper = stored_event_mapper()
         started = time.perf_counter()
-        report = verify_store(database_url, ledger.mapper)
+        report = verify_store(database_url, mapper, named, trusted=trusted_key(key))
         seconds = time.perf_counter() - started
-        if not report.ok:
-            return {"skipped": f"the store does not verify: {report.problems[0].to_json()}"}
-        return {"events": report.events, "seconds": seconds}
-    finally:
-        ledger.close()
+    if not report.ok:
+        return {"skipped": f"the store does not verify: {report.problems[0].to_json()}"}
+    return {"events": report.events, "seconds": seconds, "witnessed": report.witnessed}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

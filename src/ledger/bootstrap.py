@@ -55,6 +55,7 @@ from ledger.adapters.stored_hash_mapper import StoredHashMapper
 from ledger.adapters.usage import UsageRecorder
 from ledger.adapters.writer import GroupCommitWriter
 from ledger.application import Ledger
+from ledger.application.ledger import event_transcoder
 from ledger.application.ports import Ports, WriteOutcome
 from ledger.application.verify import CacheStats, Verifier, VerifierCache
 from ledger.config import Settings
@@ -344,6 +345,13 @@ def prepared_database(settings: Settings) -> Iterator[str]:
             migrations.upgrade(url)
         check_schema(url)
         yield url
+
+
+def stored_event_mapper() -> StoredHashMapper:
+    """How a ledger's stored events decode, made without a ledger (no pool, no thread): what
+    ``ledger audit verify`` and ``repair-auth`` read with (verify forks its helper process
+    only from a process with one thread, ADR 0026)."""
+    return StoredHashMapper(transcoder=event_transcoder())
 
 
 @contextlib.contextmanager

@@ -4,8 +4,11 @@ role could (the append-only triggers disabled first): each problem is named exac
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,7 +32,7 @@ from ledger.adapters.audit_watch import AuditWatch
 from ledger.adapters.auth_repair import repair_auth
 from ledger.adapters.signing import sign_checkpoint
 from ledger.application import Principal
-from ledger.bootstrap import PostgresLedger, build_ledger
+from ledger.bootstrap import PostgresLedger, build_ledger, stored_event_mapper
 from ledger.config import Settings
 from ledger.domain import Actor, Credential, RevocationReason
 from ledger.domain.chain import canonical_encoding, event_hash
@@ -521,3 +524,85 @@ def test_two_processes_find_what_one_finds(store: Store, monkeypatch: pytest.Mon
     # three events gone, the log shorter than the checkpoint, three auth rows that disagree
     assert len(one.problems) == 7
     assert (two.streams, two.credentials, two.events) == (one.streams, one.credentials, one.events)
+
+
+HELPER_FORKED = """
+import gc, json, sys, threading
+from pathlib import Path
+from ledger.adapters import audit_verify
+from ledger.adapters.audit_verify import NamedCheckpoint, trusted_key, verify_store
+from ledger.bootstrap import stored_event_mapper
+from ledger.domain.checkpoint import parse_checkpoint
+
+url, key, checkpoint = sys.argv[1:]
+audit_verify.PARALLEL_MIN_EVENTS = 1
+starts = []
+choose = audit_verify._helper_context
+audit_verify._helper_context = lambda **kw: starts.append(choose(**kw)) or starts[-1]
+assert threading.active_count() == 1
+named = [NamedCheckpoint("cp0", parse_checkpoint(open(checkpoint).read()))]
+trusted = trusted_key(Path(key))
+report = verify_store(url, stored_event_mapper(), named, trusted=trusted, processes=2)
+print(json.dumps({
+    "start": starts[0].get_start_method(),
+    "gc_enabled_after": gc.isenabled(),
+    "report": report.to_json(),
+}))
+"""
+
+
+def test_a_single_threaded_verify_forks_its_helper_and_finds_what_one_process_finds(
+    store: Store, tmp_path: Path
+) -> None:
+    """The CLI's way: no ledger open, one thread, so the helper is forked (and the cyclic
+    collector paused for the pass, then restored); the same problems as one process."""
+    store.tamper(f"DELETE FROM ledger_events WHERE originator_id = '{store.daemon}'")
+    with psycopg.connect(store.url) as conn:
+        conn.execute(
+            "UPDATE ledger_credentials SET name = 'forged' WHERE credential_id = %s",
+            (store.laptop,),
+        )
+    checkpoint = tmp_path / "cp0.json"
+    checkpoint.write_text(store.checkpoint.dumps(), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-c", HELPER_FORKED, store.url, str(store.key_file), str(checkpoint)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    forked = json.loads(done.stdout)
+    assert forked["start"] == ("fork" if sys.platform == "linux" else "spawn")
+    assert forked["gc_enabled_after"] is True
+    one = store.verify(store.checkpoint)
+    assert forked["report"] == one.to_json()
+    # the daemon token's events were the log's last: it is shorter than the checkpoint too
+    assert {p["problem"] for p in forked["report"]["problems"]} == {
+        "event_missing",
+        "log_truncated",
+        "auth_row_mismatch",
+    }
+
+
+def test_the_mapper_made_without_a_ledger_decodes_as_the_ledgers_does(store: Store) -> None:
+    made = stored_event_mapper()
+    assert type(made) is type(store.ledger.mapper)
+    assert made.transcoder.names.keys() == store.ledger.mapper.transcoder.names.keys()  # type: ignore[attr-defined]
+    assert (made.cipher, made.compressor) == (
+        store.ledger.mapper.cipher,
+        store.ledger.mapper.compressor,
+    )
+
+
+def test_the_ranges_of_stream_ids_cover_every_id_once() -> None:
+    for count in (1, 2, 32, 245):
+        ranges = audit_verify.all_ranges(count)
+        assert len(ranges) == count
+        assert ranges[0][0] is None
+        assert ranges[-1][1] is None
+        for (_, hi), (lo, _) in itertools.pairwise(ranges):
+            assert hi == lo
+    assert audit_verify.chunk_count(0) == 32
+    assert audit_verify.chunk_count(10 * audit_verify.CHUNK_EVENTS + 1) == 32
+    assert audit_verify.chunk_count(100 * audit_verify.CHUNK_EVENTS + 1) == 101

@@ -19,11 +19,14 @@ from uuid import UUID, uuid4
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import DomainEventProtocol, MutableOrImmutableAggregate
 from eventsourcing.persistence import (
+    DatetimeAsISO,
+    DecimalAsStr,
     JSONTranscoder,
     Mapper,
     Notification,
     Recording,
     Transcoding,
+    UUIDAsHex,
 )
 from eventsourcing.utils import Environment
 
@@ -202,8 +205,7 @@ class Ledger(Application[UUID]):
         )
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
-        super().register_transcodings(transcoder)
-        transcoder.register(ActorAsDict())
+        register_transcodings(transcoder)
 
     def save(
         self,
@@ -882,3 +884,18 @@ class Ledger(Application[UUID]):
 
 
 __all__ = ["Ledger", "command", "query"]
+
+
+def register_transcodings(transcoder: JSONTranscoder) -> None:
+    """The values a ledger's events hold besides JSON's own: the library's application
+    registers the first three; ``Actor`` is the ledger's."""
+    for transcoding in (UUIDAsHex(), DecimalAsStr(), DatetimeAsISO(), ActorAsDict()):
+        transcoder.register(transcoding)
+
+
+def event_transcoder() -> JSONTranscoder:
+    """The transcoder a ledger's events are stored with, made without a ledger (no store, no
+    connection, no thread): for bulk readers such as ``ledger audit verify``."""
+    transcoder = JSONTranscoder()
+    register_transcodings(transcoder)
+    return transcoder

@@ -18,7 +18,7 @@ from ledger.adapters.audit_verify import (
 )
 from ledger.adapters.auth_repair import repair_auth
 from ledger.adapters.signing import key_path
-from ledger.bootstrap import open_ledger
+from ledger.bootstrap import open_ledger, prepared_database, stored_event_mapper
 from ledger.domain.checkpoint import InvalidCheckpoint, parse_checkpoint
 from ledger.domain.errors import LedgerError
 from ledger.domain.tamper import Problem
@@ -84,10 +84,13 @@ def verify(
     settings = load_settings(as_json=as_json)
     named = _load(checkpoint_files or [], as_json=as_json)
     try:
-        with open_ledger(settings) as ledger:
+        # No ledger is opened: verify's helper process is forked from a process with one
+        # thread only (the progress bar refreshes from the callback, not from a thread).
+        with prepared_database(settings) as url:
+            mapper = stored_event_mapper()
             trusted = trusted_key(key_path(settings))
             if as_json or not out.is_terminal:
-                report = verify_store(ledger.database_url, ledger.mapper, named, trusted=trusted)
+                report = verify_store(url, mapper, named, trusted=trusted)
             else:
                 with Progress(
                     TextColumn("verifying"),
@@ -96,15 +99,16 @@ def verify(
                     TimeElapsedColumn(),
                     console=out,
                     transient=True,
+                    auto_refresh=False,
                 ) as progress:
                     task = progress.add_task("verify", total=None)
                     report = verify_store(
-                        ledger.database_url,
-                        ledger.mapper,
+                        url,
+                        mapper,
                         named,
                         trusted=trusted,
                         progress=lambda done, total: progress.update(
-                            task, completed=done, total=total
+                            task, completed=done, total=total, refresh=True
                         ),
                     )
     except LedgerError as error:
@@ -149,8 +153,8 @@ def _where(problem: Problem) -> str:
 
 def repair(as_json: JsonOption = False) -> None:
     """Re-derive the auth lookup table's rows that disagree with the events (reports each)."""
-    with command_errors(as_json=as_json) as settings, open_ledger(settings) as ledger:
-        report = repair_auth(ledger.database_url, ledger.mapper)
+    with command_errors(as_json=as_json) as settings, prepared_database(settings) as url:
+        report = repair_auth(url, stored_event_mapper())
     if as_json:
         print_json(report.to_json())
         return
