@@ -395,6 +395,17 @@ def test_verify_and_checkpoint_from_the_command_line(store: Store, tmp_path: Pat
     ok = ledger_cli("audit", "verify", "--checkpoint", str(out), "--json", env=env)
     assert (ok.returncode, json.loads(ok.stdout)["ok"]) == (0, True)
 
+    with psycopg.connect(store.url) as conn:
+        conn.execute(
+            "UPDATE ledger_credentials SET revoked_at = NULL WHERE credential_id = %s",
+            (store.laptop,),
+        )
+    repaired = ledger_cli("audit", "repair-auth", "--json", env=env)
+    assert repaired.returncode == 0, repaired.stderr
+    assert json.loads(repaired.stdout)["rewritten"] == [str(store.laptop)]
+    again = ledger_cli("audit", "verify", "--checkpoint", str(out), "--json", env=env)
+    assert (again.returncode, json.loads(again.stdout)["ok"]) == (0, True)
+
     store.tamper(f"DELETE FROM ledger_events WHERE originator_id = '{store.daemon}'")
     bad = ledger_cli("audit", "verify", "--checkpoint", str(out), "--json", env=env)
     assert bad.returncode == 1
