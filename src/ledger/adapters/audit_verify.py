@@ -6,13 +6,16 @@ everything it reads, so its memory does not grow with the log:
 1. the witnessed leaves against the log (``ledger.adapters.witness``): events altered, missing,
    inserted before the last witnessed one, or reordered;
 2. the log against each checkpoint: the signature (by the ledger's key when its key file is
-   there), the log's length, and its tree hash after the checkpoint's ``log_size`` events;
+   there), the log's length, and its tree hash after the checkpoint's ``log_size`` events
+   (computed only when the witnessed leaves do not already prove it);
 3. every stream in ``(originator_id, originator_version)`` order: its hash chain recomputed from
    the stored (pre-upcast) states, and, for a credential, the auth lookup table's row against
-   the state folded from its events (a merge with the table read in the same order).
+   the state folded from its events by the domain's one fold (a merge with the table read in
+   the same order).
 
-The stream pass is bound by Python (decoding, hashing, folding): on a large log the streams
-with ids in the upper half are checked by a helper process, in the same snapshot.
+The stream pass is bound by Python (decoding, hashing, folding). It reads the stream ids in
+ranges of about ``CHUNK_EVENTS`` events (memory: a few ranges); on a large log a helper process,
+in the same snapshot, claims ranges in turn with this one (docs/adr/0026).
 """
 
 from __future__ import annotations
@@ -153,9 +156,11 @@ def verify_store(
 ) -> VerifyReport:
     """Check the store (see the module's docstring); every problem found is in the report.
 
-    With ``processes`` above 1 and a log of at least ``PARALLEL_MIN_EVENTS`` events, the
-    streams whose ids are at or above ``SPLIT`` are checked by a second process (the stream
-    pass is bound by Python), in the same snapshot (``pg_export_snapshot``)."""
+    With ``processes`` above 1 and a log of at least ``PARALLEL_MIN_EVENTS`` events, a second
+    process checks streams too (the stream pass is bound by Python), in the same snapshot
+    (``pg_export_snapshot``): the two claim ranges of stream ids in turn until none is left.
+    From a process that runs one thread (the CLI) the helper is forked and the cyclic garbage
+    collector is paused for the pass; otherwise the helper is spawned."""
     report = VerifyReport(checkpoints=len(checkpoints))
     found: dict[tuple[object, ...], Problem] = {}
 
